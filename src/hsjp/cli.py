@@ -1,0 +1,155 @@
+"""The ``hsjp`` command line. Each subcommand is a thin layer over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hsjp.errors import HsjpError
+
+
+def _config(args: argparse.Namespace, task: str):
+    from hsjp.config import load_config
+
+    overrides = list(args.overrides)
+    if getattr(args, "init", None):
+        overrides.append(f"model.init={args.init}")
+    cfg = load_config(args.config, overrides)
+    cfg.task = task
+    return cfg
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from hsjp.training.run import train
+
+    metrics = train(_config(args, "pose"), args.out)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from hsjp.training.run import train
+
+    metrics = train(_config(args, "jigsaw"), args.out)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    print(f"backbone weights: {Path(args.out) / 'backbone.safetensors'}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from hsjp.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.ckpt, args.ann, args.images, args.out, args.boxes, not args.no_flip,
+                        args.batch_size, args.workers)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from hsjp.evaluation.metrics import format_table, score_file
+
+    metrics = score_file(args.ann, args.results, args.out)
+    print(format_table(metrics, f"{Path(args.results).name} against {Path(args.ann).name}"))
+
+
+def cmd_show_puzzle(args: argparse.Namespace) -> None:
+    from hsjp.puzzle import show_puzzle
+
+    path = show_puzzle(_config(args, "jigsaw"), args.out, args.ckpt, args.n, args.seed)
+    print(f"wrote {path}")
+
+
+def cmd_make_data(args: argparse.Namespace) -> None:
+    from hsjp.data.synthetic import generate_dataset
+
+    paths = generate_dataset(args.out, args.train, args.val, seed=args.seed)
+    for k, v in paths.items():
+        print(f"{k}: {v}")
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from hsjp.experiment import load_experiment, run_experiment
+
+    run_experiment(load_experiment(args.config, args.overrides), args.out)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from hsjp.experiment import run_demo
+
+    run_demo(args.out, args.data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hsjp", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--config", required=True, help="YAML file, or the name of a shipped config")
+        s.add_argument("--out", required=True, help="run folder (re-running resumes it)")
+        s.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.epochs=5")
+        return s
+
+    s = with_config("finetune", "train a pose network on COCO keypoints")
+    s.add_argument("--init", help="'scratch', 'imagenet' or a weights file (e.g. OUT/backbone.safetensors)")
+    s.set_defaults(func=cmd_finetune)
+    with_config("pretrain", "HSJP self-supervised pretraining on person crops").set_defaults(func=cmd_pretrain)
+
+    s = sub.add_parser("evaluate", help="OKS AP of a checkpoint on a COCO keypoint file")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--ann", required=True)
+    s.add_argument("--images", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--boxes", help="COCO detection-results file; default: ground-truth boxes")
+    s.add_argument("--no-flip", action="store_true", help="disable flip test")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("score", help="OKS AP of any COCO keypoint results file")
+    s.add_argument("--ann", required=True)
+    s.add_argument("--results", required=True)
+    s.add_argument("--out")
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("show-puzzle", help="PNG of puzzles, their target and predicted heatmaps")
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True, help="PNG path")
+    s.add_argument("--ckpt", help="pretext checkpoint whose predictions to show")
+    s.add_argument("--n", type=int, default=4)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("overrides", nargs="*")
+    s.set_defaults(func=cmd_show_puzzle)
+
+    s = sub.add_parser("make-data", help="write a small synthetic COCO-format keypoint dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train", type=int, default=200)
+    s.add_argument("--val", type=int, default=50)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_make_data)
+
+    with_config("experiment", "scratch vs HSJP vs ImageNet, one resumable command").set_defaults(func=cmd_experiment)
+
+    s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")
+    s.add_argument("--out", default="hsjp-demo")
+    s.add_argument("--data", help="a data root laid out like ../shared/data/lspet instead of generated data")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("HSJP_LOG"):
+        logging.basicConfig(level=os.environ["HSJP_LOG"])
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HsjpError as e:
+        print(f"hsjp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hsjp: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data path: COCO annotations -> person records -> augmented person crops -> training targets."""

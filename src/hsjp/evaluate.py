@@ -1,0 +1,54 @@
+"""``hsjp evaluate``: a trained checkpoint on any COCO keypoint file, with ground-truth or detector boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from hsjp.data.annotations import load_annotations
+from hsjp.data.crops import CropGeometry, PersonCrops, collate_skipping
+from hsjp.data.targets import ImageOnly
+from hsjp.errors import CheckpointError, DataError
+from hsjp.evaluation.metrics import format_table
+from hsjp.evaluation.topdown import decode_batch, detection_records, evaluate_predictions, predict_heatmaps
+from hsjp.io import atomic_write_json
+from hsjp.training.datamodule import heatmap_codec
+from hsjp.training.modules import PoseModule
+
+
+def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes: str | None = None,
+                        flip_test: bool = True, batch_size: int = 32, num_workers: int = 2,
+                        nms_thr: float = 0.9, quiet: bool = False) -> dict[str, float]:
+    """Predict every person box of ``ann`` (or of ``boxes``), write COCO results and metrics."""
+    out = Path(out)
+    module = PoseModule.from_checkpoint(ckpt)
+    module.eval()
+    cfg = module.cfg
+    anns = load_annotations(ann, images)
+    if anns.num_keypoints != module.model.num_outputs:
+        raise CheckpointError(f"{ckpt}: predicts {module.model.num_outputs} keypoints but {ann} has {anns.num_keypoints}")
+    records = detection_records(boxes, anns) if boxes else anns.persons(require_keypoints=True)
+    if not records:
+        raise DataError(f"{boxes or ann}: no person boxes to evaluate")
+    dataset = PersonCrops(records, CropGeometry(tuple(cfg.data.input_size), cfg.data.box_padding), ImageOnly())
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping)
+    codec = heatmap_codec(cfg)
+    preds: list[dict] = []
+    with torch.inference_mode():
+        for batch in loader:
+            if batch["skipped"]:
+                raise DataError(batch["skipped"][0])
+            heatmaps = predict_heatmaps(module, batch["image"], anns.flip_pairs, flip_test)
+            preds.extend(decode_batch(heatmaps, batch["meta"], codec))
+    results, metrics = evaluate_predictions(preds, anns, cfg.data.oks_sigmas, nms_thr if boxes else None)
+    atomic_write_json(out / "keypoints_results.json", results, indent=None)
+    source = f"detector boxes from {boxes}" if boxes else "ground-truth boxes"
+    atomic_write_json(out / "metrics.json", {**metrics, "boxes": source, "checkpoint": str(ckpt),
+                                             "annotations": str(ann), "flip_test": flip_test})
+    if not quiet:
+        print(format_table(metrics, f"{Path(ann).name}: {len(records)} persons, {source}"))
+        if "PCK@0.1" in metrics:
+            print(f"PCK@0.1 {metrics['PCK@0.1']:.3f}")
+    return metrics

@@ -1,0 +1,89 @@
+"""The pose network = backbone + heatmap head, and the single factory that builds every variant.
+
+The head's channel count is a parameter: K keypoints for pose, rows x cols puzzle pieces for the
+HSJP pretext. Everything else, backbone included, is the same network, which is what lets the
+pretext weights initialise the pose model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from hsjp.errors import ConfigError
+from hsjp.models.hrnet import hrnet_backbone
+from hsjp.models.simplebaseline import deconv_head, final_conv, resnet_backbone
+
+ARCHS: dict[str, str] = {
+    **{f"resnet{d}": "simplebaseline" for d in (18, 34, 50, 101, 152)},
+    **{n: "hrnet" for n in ("hrnet_w18_small_v2", "hrnet_w18", "hrnet_w32", "hrnet_w48")},
+}
+
+_BACKBONES: dict[str, Callable[[str, bool], tuple[nn.Module, int]]] = {
+    "simplebaseline": resnet_backbone,
+    "hrnet": hrnet_backbone,
+}
+
+
+class PoseNet(nn.Module):
+    """Image (N, 3, H, W) -> heatmaps (N, C, H/4, W/4)."""
+
+    def __init__(self, arch: str, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.arch = arch
+        self.backbone = backbone
+        self.head = head
+
+    @property
+    def num_outputs(self) -> int:
+        return self.head[-1].out_channels if isinstance(self.head, nn.Sequential) else self.head.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[-1])
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """Re-initialise every conv with Kaiming-normal (fan_out, ReLU) and BN to identity: 'scratch'."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def create_model(arch: str, num_outputs: int, init: str = "scratch", deconv_channels: int = 256) -> PoseNet:
+    """Build a pose network; ``init`` is 'scratch', 'imagenet' or a path to a weights file."""
+    family = ARCHS.get(arch)
+    if family is None:
+        raise ConfigError(f"unknown model.arch {arch!r}; choose one of: {', '.join(ARCHS)}")
+    if init == "imagenet":
+        backbone, channels = _imagenet_backbone(arch, family)
+    else:
+        backbone, channels = _BACKBONES[family](arch, False)
+        kaiming_init(backbone)
+    if family == "simplebaseline":
+        head = deconv_head(channels, num_outputs, deconv_channels)
+    else:
+        head = final_conv(channels, num_outputs)
+    model = PoseNet(arch, backbone, head)
+    if init not in ("scratch", "imagenet"):
+        from hsjp.models.weights import load_backbone_weights
+
+        load_backbone_weights(model, init)
+    return model
+
+
+def _imagenet_backbone(arch: str, family: str) -> tuple[nn.Module, int]:
+    """timm's ImageNet weights; they must be downloaded, so offline this fails with advice."""
+    try:
+        return _BACKBONES[family](arch, True)
+    except Exception as e:  # timm/huggingface raise many different network errors
+        raise ConfigError(
+            f"ImageNet weights for {arch} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            "without network access, download a timm checkpoint elsewhere and pass its path as model.init=PATH"
+        ) from None

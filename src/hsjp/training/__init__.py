@@ -1,0 +1,1 @@
+"""Lightning data module, task modules and the run driver shared by finetuning and pretraining."""

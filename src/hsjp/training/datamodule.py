@@ -1,0 +1,122 @@
+"""Lightning data module: which person crops feed a run, and with which target.
+
+Annotation files are read and validated once, in the process that builds the module, before any
+worker starts, so that every data error is reported there with its file and record.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from hsjp.config import Config
+from hsjp.data.annotations import KeypointAnnotations, PersonRecord, folder_persons, load_annotations
+from hsjp.data.crops import CropGeometry, PersonCrops, collate_skipping
+from hsjp.data.targets import KeypointTarget, PuzzleTarget
+from hsjp.errors import ConfigError, DataError
+from hsjp.heatmaps import HeatmapCodec
+from hsjp.jigsaw import JigsawCodec
+
+
+def jigsaw_codec(cfg: Config) -> JigsawCodec:
+    j = cfg.jigsaw
+    return JigsawCodec(grid=tuple(j.grid), input_size=tuple(cfg.data.input_size), heatmap_size=cfg.heatmap_size,
+                       sigma=j.sigma, allow_identity=j.allow_identity, gap=j.gap, color_jitter=j.color_jitter,
+                       permutations=j.permutations, permutation_seed=j.permutation_seed)
+
+
+def heatmap_codec(cfg: Config) -> HeatmapCodec:
+    return HeatmapCodec(tuple(cfg.data.input_size), cfg.heatmap_size, cfg.data.sigma)
+
+
+def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
+    """A seeded random share of the labelled persons (the label-budget axis)."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"data.label_fraction must be in (0, 1], not {fraction}")
+    if fraction == 1:
+        return records
+    n = max(1, round(fraction * len(records)))
+    idx = np.sort(np.random.default_rng(seed).choice(len(records), n, replace=False))
+    return [records[i] for i in idx]
+
+
+class CropDataModule(L.LightningDataModule):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.task not in ("pose", "jigsaw"):
+            raise ConfigError(f"task must be 'pose' or 'jigsaw', not {cfg.task!r}")
+        self.geometry = CropGeometry(tuple(cfg.data.input_size), cfg.data.box_padding)
+
+    @cached_property
+    def train_annotations(self) -> KeypointAnnotations | None:
+        d = self.cfg.data
+        if self.cfg.task == "jigsaw" and d.train_image_folder:
+            return None
+        if not d.train_ann:
+            raise ConfigError("data.train_ann is empty: name a COCO keypoint file (or data.train_image_folder for pretraining)")
+        return load_annotations(d.train_ann, d.train_images)
+
+    @cached_property
+    def val_annotations(self) -> KeypointAnnotations | None:
+        d = self.cfg.data
+        return load_annotations(d.val_ann, d.val_images) if d.val_ann else None
+
+    @property
+    def num_outputs(self) -> int:
+        if self.cfg.task == "jigsaw":
+            return jigsaw_codec(self.cfg).num_patches
+        return self.train_annotations.num_keypoints
+
+    @property
+    def flip_pairs(self) -> list[tuple[int, int]]:
+        anns = self.train_annotations or self.val_annotations
+        return anns.flip_pairs if anns is not None else []
+
+    def _target(self):
+        return PuzzleTarget(jigsaw_codec(self.cfg)) if self.cfg.task == "jigsaw" else KeypointTarget(heatmap_codec(self.cfg))
+
+    def _records(self, anns: KeypointAnnotations) -> list[PersonRecord]:
+        if self.cfg.task == "pose":
+            return anns.persons(require_keypoints=True)
+        m = self.cfg.data.min_box_size
+        return [r for r in anns.persons(require_keypoints=False) if min(r.bbox[2], r.bbox[3]) >= m]
+
+    def setup(self, stage: str | None = None) -> None:
+        anns = self.train_annotations
+        if anns is None:
+            records = folder_persons(self.cfg.data.train_image_folder)
+        else:
+            records = self._records(anns)
+            if self.cfg.task == "pose":
+                records = label_subset(records, self.cfg.data.label_fraction, self.cfg.train.seed)
+                if anns.num_keypoints != self.num_outputs:
+                    raise DataError(f"{anns.path}: {anns.num_keypoints} keypoints, the model predicts {self.num_outputs}")
+        if not records:
+            raise DataError(f"{self.cfg.data.train_ann or self.cfg.data.train_image_folder}: no usable person for training")
+        upper = anns.upper_body_ids if anns is not None else []
+        self.train_set = PersonCrops(records, self.geometry, self._target(), self.cfg.augment, self.flip_pairs, upper)
+        self.val_set = None
+        if self.val_annotations is not None:
+            val_anns = self.val_annotations
+            if self.cfg.task == "pose" and val_anns.num_keypoints != self.num_outputs:
+                raise DataError(f"{val_anns.path}: {val_anns.num_keypoints} keypoints, training data has {self.num_outputs}")
+            self.val_set = PersonCrops(self._records(val_anns), self.geometry, self._target(),
+                                       None, val_anns.flip_pairs, deterministic=True, seed=self.cfg.train.seed)
+
+    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+        workers = self.cfg.data.num_workers
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train and self.cfg.data.shuffle,
+                          drop_last=train and len(dataset) > batch_size, num_workers=workers,
+                          persistent_workers=workers > 0, collate_fn=collate_skipping)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.cfg.data.batch_size, True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return self._loader(self.val_set, self.cfg.data.val_batch_size, False)

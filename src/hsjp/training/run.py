@@ -1,0 +1,108 @@
+"""One training run, finetune or pretrain: config in, checkpoints, logs and metrics out.
+
+The same function drives a laptop CPU run and a multi-node DDP run: devices, nodes, strategy and
+precision go straight to Lightning's Trainer. It is resumable: re-running with the same ``out``
+continues from ``checkpoints/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from hsjp.config import Config, save_config, to_dict
+from hsjp.io import atomic_write_json
+from hsjp.models.weights import export_backbone
+from hsjp.training.datamodule import CropDataModule
+from hsjp.training.modules import HeatmapModule, module_for
+
+log = logging.getLogger(__name__)
+
+MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc"}
+
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
+
+
+def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
+    t, tr = cfg.train, cfg.trainer
+    ckpt_dir = out / "checkpoints"
+    callbacks: list = [
+        ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    if has_val:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR[cfg.task], mode="max", save_top_k=1))
+    return L.Trainer(
+        default_root_dir=out,
+        max_epochs=t.epochs,
+        max_steps=t.max_steps,
+        accelerator=tr.accelerator,
+        devices=tr.devices,
+        num_nodes=tr.num_nodes,
+        strategy=tr.strategy,
+        precision=tr.precision,
+        sync_batchnorm=tr.sync_batchnorm,
+        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+        callbacks=callbacks,
+        check_val_every_n_epoch=max(1, t.val_every_n_epochs),
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=tr.log_every_n_steps,
+        enable_progress_bar=tr.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def train(cfg: Config, out: str | Path) -> dict:
+    """Fit, validate once more at the end, and write the run's outputs; returns the final metrics."""
+    out = Path(out)
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    dm = CropDataModule(cfg)
+    module = module_for(cfg, dm.num_outputs, dm.flip_pairs)
+    report = getattr(module.model, "load_report", None)
+    if report is not None:
+        print(f"init weights: {report.summary()}")
+    has_val = bool(cfg.data.val_ann)
+    trainer = build_trainer(cfg, out, has_val)
+    if trainer.is_global_zero:
+        save_config(cfg, out / "config.yaml")
+    last = out / "checkpoints" / "last.ckpt"
+    resume = str(last) if cfg.train.resume and last.is_file() else None
+    if resume:
+        print(f"resuming from {resume}")
+    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    metrics = {"global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch)}
+    if has_val:
+        trainer.validate(module, datamodule=dm, verbose=False)
+        metrics.update({k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+    if trainer.is_global_zero:
+        write_outputs(cfg, module, out, metrics)
+    return metrics
+
+
+def write_outputs(cfg: Config, module: HeatmapModule, out: Path, metrics: dict) -> None:
+    from hsjp.viz import plot_learning_curves
+
+    if cfg.task == "jigsaw":
+        export_backbone(module.model, out / "backbone.safetensors", {
+            "architecture": cfg.model.arch, "grid": list(cfg.jigsaw.grid), "input_size": list(cfg.data.input_size),
+            "epochs": metrics["epochs"], "global_step": metrics["global_step"],
+            "data": cfg.data.train_ann or cfg.data.train_image_folder, "hsjp_config": to_dict(cfg),
+        })
+        atomic_write_json(out / "pretext_metrics.json", {**metrics, "chance_placement_acc": 1 / module.model.num_outputs})
+    else:
+        atomic_write_json(out / "metrics.json", metrics)
+    csv = out / "logs" / "metrics.csv"
+    if csv.is_file():
+        plot_learning_curves(csv, out / "curves.png", title=f"{cfg.task} {cfg.model.arch}")

@@ -1,0 +1,95 @@
+"""Pictures: learning curves, keypoints on images, puzzles and their heatmaps.
+
+Every figure is written atomically through :func:`save_figure`, so a killed run never leaves a
+truncated PNG behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hsjp.io import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Lightning's CSVLogger file as {metric: [(step or epoch, value), ...]}.
+
+    Training metrics are keyed by step; validation metrics (``val/...``) by epoch, since that is
+    the axis a reader compares runs on.
+    """
+    series: dict[str, list[tuple[float, float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key in ("epoch", "step") or value in ("", None):
+                    continue
+                x = row["epoch"] if key.startswith("val/") else row["step"]
+                if x in ("", None):
+                    continue
+                series.setdefault(key, []).append((float(x) + (1 if key.startswith("val/") else 0), float(value)))
+    return series
+
+
+def plot_learning_curves(csv_path: str | Path, png: str | Path, title: str = "") -> Path:
+    """Training loss against step, and each validation metric against epoch."""
+    series = read_metrics_csv(csv_path)
+    val_keys = [k for k in series if k.startswith("val/") and k != "val/loss"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in [k for k in series if k.startswith("train/")] + (["val/loss"] if "val/loss" in series else []):
+        xs, ys = zip(*series[key])
+        axes[0].plot(xs, ys, label=key)
+    axes[0].set_xlabel("step (train) / epoch (val)")
+    axes[0].set_ylabel("loss")
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    for key in val_keys:
+        if key.endswith(("APM", "APL", "AR50", "AR75", "ARM", "ARL", "AP50", "AP75")):
+            continue
+        xs, ys = zip(*series[key])
+        axes[1].plot(xs, ys, marker="o", label=key)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation metric")
+    if val_keys:
+        axes[1].legend()
+    fig.suptitle(title)
+    return save_figure(fig, png)
+
+
+def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, skeleton: list[list[int]] | None = None,
+                   thr: float = 0.2, color: tuple[int, int, int] = (255, 64, 64)) -> np.ndarray:
+    """RGB image with keypoints (K, 3: x, y, score or visibility) above ``thr`` and their limbs."""
+    out = image.copy()
+    r = max(2, round(min(out.shape[:2]) / 120))
+    ok = keypoints[:, 2] > thr
+    for a, b in skeleton or []:
+        a, b = a - 1, b - 1  # COCO skeletons are 1-based
+        if a < len(keypoints) and b < len(keypoints) and ok[a] and ok[b]:
+            cv2.line(out, tuple(int(v) for v in keypoints[a, :2]), tuple(int(v) for v in keypoints[b, :2]),
+                     (64, 200, 255), max(1, r // 2), cv2.LINE_AA)
+    for x, y, _ in keypoints[ok]:
+        cv2.circle(out, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
+    return out
+
+
+def heatmap_overlay(image: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """The image darkened, with the max over channels of ``heatmaps`` (K, h, w) in colour on top."""
+    peak = np.clip(heatmaps.max(axis=0), 0, 1)
+    peak = cv2.resize(peak, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = (plt.get_cmap("inferno")(peak)[..., :3] * 255).astype(np.float32)
+    return np.clip(0.45 * image + 0.75 * colour, 0, 255).astype(np.uint8)
