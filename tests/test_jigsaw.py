@@ -129,7 +129,7 @@ def test_config_error_messages():
     with pytest.raises(ConfigError, match=r"width 100 is not a multiple of 3 cols"):
         JigsawCodec(grid=(4, 3), input_size=(100, 128), heatmap_size=(25, 32))
     with pytest.raises(ConfigError, match=r"heatmap 30x32"):
-        JigsawCodec(grid=(4, 3), input_size=(96, 128), heatmap_size=(30, 32))  # 30 % 3 == 0 but /3.2
+        JigsawCodec(grid=(4, 3), input_size=(96, 128), heatmap_size=(30, 32))  # 1/3.2 != 1/4
     with pytest.raises(ConfigError, match=r"heatmap 10x8"):  # divides but 16 rows x 20 cols
         JigsawCodec(grid=(2, 2), input_size=(192, 256), heatmap_size=(10, 8))
     with pytest.raises(ConfigError, match="at least 2 patches"):
@@ -153,7 +153,8 @@ def test_config_error_messages():
 def test_lists_from_configs_become_tuples():
     codec = JigsawCodec(grid=[4, 3], input_size=[192, 256], heatmap_size=[48, 64])
     assert codec.grid == (4, 3) and codec.input_size == (192, 256)
-    assert hash(codec) == hash(JigsawCodec(grid=(4, 3), input_size=(192, 256), heatmap_size=(48, 64)))
+    same = JigsawCodec(grid=(4, 3), input_size=(192, 256), heatmap_size=(48, 64))
+    assert codec == same and hash(codec) == hash(same)
 
 
 def test_identity_never_drawn_unless_allowed():
@@ -166,7 +167,9 @@ def test_identity_never_drawn_unless_allowed():
     for _ in range(200):
         assert not np.array_equal(codec.encode(image, rng)[2], np.arange(4))
 
-    allowed = JigsawCodec(grid=(2, 2), input_size=(32, 32), heatmap_size=(8, 8), allow_identity=True)
+    allowed = JigsawCodec(
+        grid=(2, 2), input_size=(32, 32), heatmap_size=(8, 8), allow_identity=True
+    )
     seen = {tuple(allowed.sample_permutation(rng)) for _ in range(3000)}
     assert len(seen) == 24
 
@@ -226,7 +229,9 @@ def test_codec_draws_from_fixed_set():
     assert tuple(codec.permutation_table[0]) in table
 
 
-@pytest.mark.parametrize("grid,size", [((4, 3), (192, 256)), ((3, 3), (96, 96)), ((2, 2), (96, 128))])
+@pytest.mark.parametrize(
+    "grid,size", [((4, 3), (192, 256)), ((3, 3), (96, 96)), ((2, 2), (96, 128))]
+)
 def test_gap_cuts_a_window_of_the_right_patch(grid, size):
     gap = 8
     codec = _codec(grid, size, gap=gap)
@@ -315,7 +320,8 @@ def test_color_jitter_clips_uint8_without_wrapping():
         assert shuffled.dtype == np.uint8
         restored = codec.restore(shuffled, perm)
         bright = restored[image == 250]
-        assert np.all(bright >= 120)  # >= 250 * 0.5 - 0.5 * std ~ 121; a wrap of 256..375 gives 0..119
+        # >= 250 * 0.5 - 0.5 * std ~ 121, whereas a wrap of 256..375 would give 0..119
+        assert np.all(bright >= 120)
         assert np.any(bright == 255)
 
 

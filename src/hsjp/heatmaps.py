@@ -42,8 +42,11 @@ def argmax_quarter_offset(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     y = idx // w
     maps = heatmaps.reshape(-1, h, w)
     rows = np.arange(maps.shape[0])
-    dx = maps[rows, y, np.minimum(x + 1, w - 1)] - maps[rows, y, np.maximum(x - 1, 0)]
-    dy = maps[rows, np.minimum(y + 1, h - 1), x] - maps[rows, np.maximum(y - 1, 0), x]
+    # no shift on the border, where one neighbour is missing (as in the official code)
+    dx = np.where((x > 0) & (x < w - 1),
+                  maps[rows, y, np.minimum(x + 1, w - 1)] - maps[rows, y, np.maximum(x - 1, 0)], 0)
+    dy = np.where((y > 0) & (y < h - 1),
+                  maps[rows, np.minimum(y + 1, h - 1), x] - maps[rows, np.maximum(y - 1, 0), x], 0)
     coords = np.stack([x + 0.25 * np.sign(dx), y + 0.25 * np.sign(dy)], axis=1).astype(np.float32)
     return coords.reshape(*lead, 2), scores.reshape(lead)
 

@@ -47,9 +47,9 @@ __all__ = [
 _POOL_SIZE = 4096
 
 
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Permutation sets
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def _candidate_pool(num_patches: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -80,7 +80,7 @@ def _candidate_pool(num_patches: int, size: int, rng: np.random.Generator) -> np
 
 @functools.lru_cache(maxsize=32)
 def permutation_set(num_patches: int, size: int, seed: int = 0) -> np.ndarray:
-    """A fixed set of ``size`` permutations of ``num_patches`` with a large minimum Hamming distance.
+    """``size`` permutations of ``num_patches`` with a large minimum pairwise Hamming distance.
 
     Greedy farthest-point selection (Noroozi & Favaro 2016): start from a random permutation, then
     repeatedly add the candidate whose minimum Hamming distance to the permutations already chosen
@@ -117,31 +117,32 @@ def permutation_set(num_patches: int, size: int, seed: int = 0) -> np.ndarray:
     return result
 
 
-def _channel_stats(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of ``pixels`` (N, C), in float64.
+def _channel_stats(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float64 (C,)) of an (h, w) or (h, w, C) image.
 
-    Sums are taken as matrix-vector products: numpy's axis-0 reductions over a 3-wide last axis
-    are an order of magnitude slower, and this runs once per training sample.
+    Sums run down the rows of an (h, w*C) view first and fold the channels afterwards: numpy's
+    reductions over a 3-wide trailing axis are ~10x slower, and this runs once per sample.
     """
-    values = pixels.astype(np.float64)
-    ones = np.ones(len(values))
-    n = max(len(values), 1)
-    mean = ones @ values / n
-    var = ones @ (values * values) / n - mean * mean
+    channels = image.shape[2] if image.ndim == 3 else 1
+    rows = image.reshape(image.shape[0], -1).astype(np.float64)
+    n = max(rows.size // channels, 1)
+    mean = rows.sum(axis=0).reshape(-1, channels).sum(axis=0) / n
+    rows *= rows
+    var = rows.sum(axis=0).reshape(-1, channels).sum(axis=0) / n - mean * mean
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
 def min_hamming_distance(perms: np.ndarray) -> int:
-    """Smallest Hamming distance between two distinct rows of ``perms`` (N, K); used to rate sets."""
+    """Smallest Hamming distance between two distinct rows of ``perms`` (N, K): rates a set."""
     perms = np.asarray(perms)
     dist = (perms[:, None, :] != perms[None, :, :]).sum(axis=-1)
     np.fill_diagonal(dist, perms.shape[1] + 1)
     return int(dist.min())
 
 
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Scoring and metrics
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def cell_scores(heatmaps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -159,9 +160,11 @@ def cell_scores(heatmaps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     *lead, k, h, w = heatmaps.shape
     if h % rows or w % cols:
         raise ValueError(f"heatmap {w}x{h} (w x h) does not divide into a {rows}x{cols} grid")
-    blocks = heatmaps.reshape(*lead, k, rows, h // rows, cols, w // cols)
-    means = blocks.mean(axis=(-3, -1), dtype=np.float64)
-    return means.reshape(*lead, k, rows * cols)
+    # Sum the rows of each cell band first (a reduction whose inner loop runs along whole rows),
+    # then the short column runs: 2-3x faster than one mean over both small axes.
+    sums = heatmaps.reshape(*lead, k, rows, h // rows, w).sum(axis=-2, dtype=np.float64)
+    sums = sums.reshape(*lead, k, rows, cols, w // cols).sum(axis=-1)
+    return sums.reshape(*lead, k, rows * cols) / ((h // rows) * (w // cols))
 
 
 def placement_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
@@ -196,9 +199,9 @@ def _check_pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pred, true
 
 
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 # Codec
-# --------------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------------------
 
 
 def _pair(value: object, name: str) -> tuple[int, int]:
@@ -222,9 +225,9 @@ class JigsawCodec:
     same whole number of pixels (a patch that straddled pixels would leak its position through
     resampling artefacts).
 
-    ``allow_identity`` applies to uniform sampling (``permutations == 0``); the fixed maximal-Hamming
-    set never contains the identity. ``gap`` and ``color_jitter`` are the anti-shortcut measures
-    described in the module docstring.
+    ``allow_identity`` applies to uniform sampling (``permutations == 0``); the fixed
+    maximal-Hamming set never contains the identity. ``gap`` and ``color_jitter`` are the
+    anti-shortcut measures described in the module docstring.
     """
 
     grid: tuple[int, int]
@@ -253,15 +256,16 @@ class JigsawCodec:
         for label, (w, h) in (("input", input_size), ("heatmap", heatmap_size)):
             if w < 1 or h < 1:
                 raise ConfigError(f"jigsaw {label} size {w}x{h} (w x h) must be positive")
+            fix = f"pick {'an' if label == 'input' else 'a'} {label} size divisible by the grid"
             if h % rows:
                 raise ConfigError(
-                    f"jigsaw grid {rows}x{cols} does not divide {label} {w}x{h} (w x h): height {h} "
-                    f"is not a multiple of {rows} rows; pick an {label} size divisible by the grid"
+                    f"jigsaw grid {rows}x{cols} does not divide {label} {w}x{h} (w x h): "
+                    f"height {h} is not a multiple of {rows} rows; {fix}"
                 )
             if w % cols:
                 raise ConfigError(
-                    f"jigsaw grid {rows}x{cols} does not divide {label} {w}x{h} (w x h): width {w} "
-                    f"is not a multiple of {cols} cols; pick an {label} size divisible by the grid"
+                    f"jigsaw grid {rows}x{cols} does not divide {label} {w}x{h} (w x h): "
+                    f"width {w} is not a multiple of {cols} cols; {fix}"
                 )
         (iw, ih), (hw, hh) = input_size, heatmap_size
         if iw * hh != ih * hw:
@@ -292,10 +296,11 @@ class JigsawCodec:
             if self.permutations > available:
                 raise ConfigError(
                     f"jigsaw permutations={self.permutations} exceeds the {available} non-identity "
-                    f"permutations of a {rows}x{cols} grid; pick at most {available} or 0 for uniform"
+                    f"permutations of a {rows}x{cols} grid; pick at most {available} "
+                    "or 0 for uniform"
                 )
 
-    # ---- geometry -----------------------------------------------------------------------------
+    # ---- geometry --------------------------------------------------------------------------------
 
     @property
     def num_patches(self) -> int:
@@ -316,8 +321,8 @@ class JigsawCodec:
     def cell_centers(self) -> np.ndarray:
         """(K, 2) xy centre of every cell in heatmap pixels, pixel-centre convention.
 
-        Pixel ``i`` covers ``[i - 0.5, i + 0.5]``, so the cell spanning pixels ``[a, a + n)`` has its
-        centre at ``a + n / 2 - 0.5``; this matches how :mod:`hsjp.heatmaps` places keypoints.
+        Pixel ``i`` covers ``[i - 0.5, i + 0.5]``, so the cell spanning pixels ``[a, a + n)`` has
+        its centre at ``a + n / 2 - 0.5``; this matches how :mod:`hsjp.heatmaps` places keypoints.
         """
         rows, cols = self.grid
         cw, ch = self.cell_size
@@ -342,7 +347,7 @@ class JigsawCodec:
             return None
         return permutation_set(self.num_patches, self.permutations, self.permutation_seed)
 
-    # ---- encoding -----------------------------------------------------------------------------
+    # ---- encoding --------------------------------------------------------------------------------
 
     def sample_permutation(self, rng: np.random.Generator) -> np.ndarray:
         """Draw one permutation (int64 (K,)) as configured.
@@ -361,7 +366,7 @@ class JigsawCodec:
                 return perm.astype(np.int64, copy=False)
 
     def heatmaps_for(self, permutation: np.ndarray) -> np.ndarray:
-        """Target heatmaps float32 (K, h, w) for ``permutation``: channel k peaks in cell perm[k]."""
+        """Target heatmaps float32 (K, h, w) for ``permutation``: channel k peaks in perm[k]."""
         perm = self._check_permutation(permutation)
         return self._cell_maps[perm]
 
@@ -372,7 +377,7 @@ class JigsawCodec:
 
         Returns ``(shuffled, heatmaps, permutation)``: the shuffled image with the input's dtype and
         shape, float32 target heatmaps (K, h, w) at ``heatmap_size`` and the int64 permutation (K,).
-        Randomness comes only from ``rng`` (permutation first, then gap offsets, then jitter), so a
+        Randomness comes only from ``rng`` (permutation first, then jitter, then gap offsets), so a
         seeded generator reproduces a sample exactly.
         """
         image = np.asarray(image)
@@ -402,7 +407,7 @@ class JigsawCodec:
         """
         k, ph, pw, channels = patches.shape
         g = self.gap
-        mean, std = _channel_stats(image.reshape(-1, channels))
+        mean, std = _channel_stats(image)
         if self.color_jitter > 0:
             j = float(self.color_jitter)
             gain = rng.uniform(1 - j, 1 + j, size=(k, 1, channels))
@@ -424,7 +429,8 @@ class JigsawCodec:
         # The border left by the gap is filled with the crop's mean colour: constant across cells,
         # so it carries no information about where a cell came from.
         cells = np.empty_like(patches)
-        cells[...] = self._to_dtype(mean, image.dtype)
+        # tiled along the row for the same inner-loop reason as the jitter above
+        cells.reshape(k, ph, pw * channels)[...] = np.tile(self._to_dtype(mean, image.dtype), pw)
         ih, iw = ph - g, pw - g
         for src in range(k):
             cells[perm[src], dy[src]:dy[src] + ih, dx[src]:dx[src] + iw] = patches[
@@ -440,7 +446,7 @@ class JigsawCodec:
             return np.clip(np.rint(values), info.min, info.max).astype(dtype)
         return np.asarray(values).astype(dtype)
 
-    # ---- decoding -----------------------------------------------------------------------------
+    # ---- decoding --------------------------------------------------------------------------------
 
     def cell_scores(self, heatmaps: np.ndarray) -> np.ndarray:
         """(..., K, h, w) -> (..., K, K) scores on this codec's grid; see :func:`cell_scores`."""
@@ -457,7 +463,8 @@ class JigsawCodec:
         k = self.num_patches
         if heatmaps.ndim not in (3, 4) or heatmaps.shape[-3] != k:
             raise ValueError(
-                f"jigsaw decode expects ({k}, h, w) or (N, {k}, h, w) heatmaps, got {heatmaps.shape}"
+                f"jigsaw decode expects ({k}, h, w) or (N, {k}, h, w) heatmaps, "
+                f"got {heatmaps.shape}"
             )
         scores = self.cell_scores(heatmaps)
         # NaN / inf from a diverging network would make the assignment solver refuse the matrix.
@@ -485,7 +492,7 @@ class JigsawCodec:
         perm = self._check_permutation(permutation)
         return self._from_patches(self._to_patches(shuffled)[perm], shuffled.shape)
 
-    # ---- helpers ------------------------------------------------------------------------------
+    # ---- helpers ---------------------------------------------------------------------------------
 
     def _check_permutation(self, permutation: np.ndarray) -> np.ndarray:
         perm = np.asarray(permutation)

@@ -27,22 +27,30 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _metric_rows(path: Path):
+    """Rows of one CSVLogger file, or of all parts of a resumed run's log folder in order."""
+    files = [path] if path.is_file() else [*sorted(path.glob("metrics-part*.csv")), path / "metrics.csv"]
+    for file in files:
+        if file.is_file():
+            with open(file, newline="") as f:
+                yield from csv.DictReader(f)
+
+
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Lightning's CSVLogger file as {metric: [(step or epoch, value), ...]}.
+    """Lightning's CSVLogger output (a file or a run's log folder) as {metric: [(x, value), ...]}.
 
     Training metrics are keyed by step; validation metrics (``val/...``) by epoch, since that is
     the axis a reader compares runs on.
     """
     series: dict[str, list[tuple[float, float]]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if key in ("epoch", "step") or value in ("", None):
-                    continue
-                x = row["epoch"] if key.startswith("val/") else row["step"]
-                if x in ("", None):
-                    continue
-                series.setdefault(key, []).append((float(x) + (1 if key.startswith("val/") else 0), float(value)))
+    for row in _metric_rows(Path(path)):
+        for key, value in row.items():
+            if key in ("epoch", "step") or value in ("", None):
+                continue
+            x = row["epoch"] if key.startswith("val/") else row["step"]
+            if x in ("", None):
+                continue
+            series.setdefault(key, []).append((float(x) + (1 if key.startswith("val/") else 0), float(value)))
     return series
 
 
@@ -93,3 +101,38 @@ def heatmap_overlay(image: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     peak = cv2.resize(peak, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colour = (plt.get_cmap("inferno")(peak)[..., :3] * 255).astype(np.float32)
     return np.clip(0.45 * image + 0.75 * colour, 0, 255).astype(np.uint8)
+
+
+def plot_experiment_curves(records: list[dict], out: str | Path) -> list[Path]:
+    """Validation AP and PCK against epoch for every arm, and the pretext's placement accuracy."""
+    out = Path(out)
+    written = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for r in records:
+        csv_path = Path(r["dir"]) / "train" / "logs"
+        if r.get("status") != "done" or not csv_path.is_dir():
+            continue
+        series = read_metrics_csv(csv_path)
+        label = f"{r['arm']} (labels {r['label_fraction']:g}, seed {r['seed']})"
+        for ax, key in zip(axes, ("val/AP", "val/PCK@0.1")):
+            if key in series:
+                xs, ys = zip(*series[key])
+                ax.plot(xs, ys, marker="o", label=label)
+    for ax, name in zip(axes, ("OKS AP", "PCK@0.1")):
+        ax.set_xlabel("finetune epoch")
+        ax.set_ylabel(f"validation {name}")
+        ax.legend(fontsize=7)
+    written.append(save_figure(fig, out / "curves_finetune.png"))
+    pre = sorted((out / "pretrain").glob("seed*/logs"))
+    if pre:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for csv_path in pre:
+            series = read_metrics_csv(csv_path)
+            if "val/placement_acc" in series:
+                xs, ys = zip(*series["val/placement_acc"])
+                ax.plot(xs, ys, marker="o", label=csv_path.parent.name)
+        ax.set_xlabel("pretrain epoch")
+        ax.set_ylabel("held-out placement accuracy")
+        ax.legend()
+        written.append(save_figure(fig, out / "curves_pretext.png"))
+    return written

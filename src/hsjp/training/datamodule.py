@@ -49,6 +49,9 @@ class CropDataModule(L.LightningDataModule):
         self.cfg = cfg
         if cfg.task not in ("pose", "jigsaw"):
             raise ConfigError(f"task must be 'pose' or 'jigsaw', not {cfg.task!r}")
+        if len(cfg.data.input_size) != 2 or any(v <= 0 or v % 32 for v in cfg.data.input_size):
+            raise ConfigError(f"data.input_size {list(cfg.data.input_size)} (w, h): both sides must be positive "
+                              "multiples of 32, the networks' deepest stride")
         self.geometry = CropGeometry(tuple(cfg.data.input_size), cfg.data.box_padding)
 
     @cached_property

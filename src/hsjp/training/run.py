@@ -31,8 +31,17 @@ warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
 
 
+def keep_earlier_logs(out: Path) -> None:
+    """Lightning's CSVLogger deletes an existing metrics.csv; on resume, keep it as a numbered part."""
+    current = out / "logs" / "metrics.csv"
+    if current.is_file():
+        part = len(list(current.parent.glob("metrics-part*.csv")))
+        current.rename(current.with_name(f"metrics-part{part}.csv"))
+
+
 def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
+    keep_earlier_logs(out)
     ckpt_dir = out / "checkpoints"
     callbacks: list = [
         ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True),
@@ -103,6 +112,5 @@ def write_outputs(cfg: Config, module: HeatmapModule, out: Path, metrics: dict) 
         atomic_write_json(out / "pretext_metrics.json", {**metrics, "chance_placement_acc": 1 / module.model.num_outputs})
     else:
         atomic_write_json(out / "metrics.json", metrics)
-    csv = out / "logs" / "metrics.csv"
-    if csv.is_file():
-        plot_learning_curves(csv, out / "curves.png", title=f"{cfg.task} {cfg.model.arch}")
+    if (out / "logs").is_dir():
+        plot_learning_curves(out / "logs", out / "curves.png", title=f"{cfg.task} {cfg.model.arch}")

@@ -1,0 +1,211 @@
+"""The paper's comparison as one resumable command: scratch vs HSJP vs ImageNet initialisation.
+
+Arms share one finetune recipe, one evaluation and one dataset; they differ only in where the
+backbone's weights come from (and, for ``scratch_equal_compute``, in running as many optimiser steps
+as HSJP's pretrain plus finetune, so that a gain cannot be bought by compute alone). Each arm writes
+``done.json`` atomically when it finishes; a re-run skips those and resumes the rest from their
+last checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hsjp.config import Config, load_config, save_config
+from hsjp.errors import CheckpointError, ConfigError
+from hsjp.io import atomic_write_json, atomic_write_text
+
+ARMS = ("scratch", "hsjp", "scratch_equal_compute", "imagenet")
+REPORTED = ("AP", "AP50", "AP75", "APM", "APL", "AR", "PCK@0.1")
+
+
+@dataclass
+class EvalSet:
+    name: str = ""
+    ann: str = ""
+    images: str = ""
+
+
+@dataclass
+class ExperimentConfig:
+    pose_config: str = "cpu_r18_128x96"
+    pose_overrides: list[str] = field(default_factory=list)
+    pretext_config: str = "hsjp_cpu_r18_128x96"
+    pretext_overrides: list[str] = field(default_factory=list)
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    label_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # 'imagenet' asks timm (needs the network); a path names a local timm checkpoint instead
+    imagenet_init: str = "imagenet"
+    # empty: the pose config's validation set alone
+    eval_sets: list[EvalSet] = field(default_factory=list)
+
+
+def load_experiment(name: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    exp = load_config(name, overrides, schema=ExperimentConfig)
+    unknown = [a for a in exp.arms if a not in ARMS]
+    if unknown:
+        raise ConfigError(f"unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
+    return exp
+
+
+def pose_config(exp: ExperimentConfig, seed: int, fraction: float, extra: list[str] = ()) -> Config:
+    return load_config(exp.pose_config, [*exp.pose_overrides, f"train.seed={seed}",
+                                         f"data.label_fraction={fraction}", *extra])
+
+
+def pretext_config(exp: ExperimentConfig, seed: int) -> Config:
+    cfg = load_config(exp.pretext_config, [*exp.pretext_overrides, f"train.seed={seed}"])
+    cfg.task = "jigsaw"
+    return cfg
+
+
+def finetune_steps(cfg: Config) -> int:
+    """Optimiser steps a finetune run will take (single device: the experiment's unit of compute)."""
+    from hsjp.training.datamodule import CropDataModule
+
+    dm = CropDataModule(cfg)
+    dm.setup("fit")
+    per_epoch = max(1, len(dm.train_set) // cfg.data.batch_size)
+    if cfg.train.limit_train_batches != 1.0:
+        lim = cfg.train.limit_train_batches
+        per_epoch = int(lim) if lim > 1 else max(1, int(per_epoch * lim))
+    steps = cfg.train.epochs * per_epoch
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
+
+
+def equal_compute_overrides(cfg: Config, extra_steps: int) -> list[str]:
+    """Stretch the finetune schedule (epochs, milestones, max_steps) by the pretrain's steps."""
+    base = finetune_steps(cfg)
+    factor = (base + extra_steps) / base
+    out = [f"train.epochs={math.ceil(cfg.train.epochs * factor)}",
+           f"train.milestones=[{','.join(str(round(m * factor)) for m in cfg.train.milestones)}]"]
+    if cfg.train.max_steps > 0:
+        out.append(f"train.max_steps={base + extra_steps}")
+    return out
+
+
+def run_pretrain(exp: ExperimentConfig, seed: int, out: Path) -> dict:
+    from hsjp.training.run import train
+
+    run = out / "pretrain" / f"seed{seed}"
+    done = run / "pretext_metrics.json"
+    if not (done.is_file() and (run / "backbone.safetensors").is_file()):
+        print(f"== pretrain seed {seed} -> {run}")
+        train(pretext_config(exp, seed), run)
+    return {**json.loads(done.read_text()), "backbone": str(run / "backbone.safetensors"), "dir": str(run)}
+
+
+def eval_sets(exp: ExperimentConfig, cfg: Config) -> list[EvalSet]:
+    return exp.eval_sets or [EvalSet("val", cfg.data.val_ann, cfg.data.val_images)]
+
+
+def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Path) -> dict:
+    """Train and evaluate one arm, or return its record if it already finished."""
+    from hsjp.evaluate import evaluate_checkpoint
+    from hsjp.training.run import train
+
+    name = f"{arm}-labels{fraction:g}-seed{seed}"
+    arm_dir = out / "arms" / name
+    done = arm_dir / "done.json"
+    if done.is_file():
+        print(f"== {name}: done, skipped")
+        return json.loads(done.read_text())
+    record = {"arm": arm, "label_fraction": fraction, "seed": seed, "dir": str(arm_dir)}
+    extra: list[str] = []
+    if arm in ("hsjp", "scratch_equal_compute"):
+        pre = run_pretrain(exp, seed, out)
+        record["pretrain_steps"] = pre["global_step"]
+        record["pretrain_placement_acc"] = pre.get("placement_acc")
+        if arm == "hsjp":
+            extra.append(f"model.init={pre['backbone']}")
+        else:
+            extra += equal_compute_overrides(pose_config(exp, seed, fraction), pre["global_step"])
+    elif arm == "imagenet":
+        extra.append(f"model.init={exp.imagenet_init}")
+    cfg = pose_config(exp, seed, fraction, extra)
+    print(f"== {name} -> {arm_dir}")
+    try:
+        metrics = train(cfg, arm_dir / "train")
+    except (ConfigError, CheckpointError) as e:
+        if arm != "imagenet":
+            raise
+        record.update(status="not run", reason=str(e))
+        atomic_write_json(done, record)
+        print(f"== {name}: not run: {e}")
+        return record
+    ckpt = arm_dir / "train" / "checkpoints" / "last.ckpt"
+    record.update(status="done", steps=metrics["global_step"], eval={})
+    for s in eval_sets(exp, cfg):
+        record["eval"][s.name] = evaluate_checkpoint(str(ckpt), s.ann, s.images, arm_dir / "eval" / s.name,
+                                                     num_workers=cfg.data.num_workers, quiet=True)
+    atomic_write_json(done, record)
+    return record
+
+
+def run_experiment(exp: ExperimentConfig, out: str | Path) -> list[dict]:
+    out = Path(out)
+    save_config(exp, out / "experiment.yaml")
+    records = [run_arm(exp, arm, frac, seed, out)
+               for seed in exp.seeds for frac in exp.label_fractions for arm in exp.arms]
+    write_report(exp, records, out)
+    return records
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """Mean and spread over seeds for each (arm, label fraction, eval set)."""
+    groups: dict[tuple, list[dict]] = {}
+    skipped: dict[tuple, str] = {}
+    for r in records:
+        if r.get("status") != "done":
+            skipped[(r["arm"], r["label_fraction"])] = r.get("reason", "")
+            continue
+        for set_name, m in r["eval"].items():
+            groups.setdefault((r["arm"], r["label_fraction"], set_name), []).append({**m, "steps": r["steps"]})
+    rows = []
+    for (arm, frac, set_name), ms in groups.items():
+        row = {"arm": arm, "label_fraction": frac, "eval_set": set_name, "seeds": len(ms),
+               "steps": int(np.mean([m["steps"] for m in ms])), "boxes": "ground-truth boxes"}
+        for k in REPORTED:
+            vals = [m[k] for m in ms if k in m]
+            if vals:
+                row[k] = float(np.mean(vals))
+                row[f"{k}_std"] = float(np.std(vals))
+        rows.append(row)
+    rows += [{"arm": a, "label_fraction": f, "status": "not run", "reason": why} for (a, f), why in skipped.items()]
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = "| arm | labels | eval set | seeds | steps | " + " | ".join(REPORTED) + " |"
+    lines = [head, "|" + "---|" * (5 + len(REPORTED))]
+    for r in rows:
+        if r.get("status") == "not run":
+            lines.append(f"| {r['arm']} | {r['label_fraction']:g} | not run: {r['reason']} |" + " |" * (2 + len(REPORTED)))
+            continue
+        cells = []
+        for k in REPORTED:
+            v = r.get(k)
+            cells.append("-" if v is None or v < 0 else f"{100 * v:.1f}" + (f" ± {100 * r[k + '_std']:.1f}" if r["seeds"] > 1 else ""))
+        lines.append(f"| {r['arm']} | {r['label_fraction']:g} | {r['eval_set']} | {r['seeds']} | {r['steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(exp: ExperimentConfig, records: list[dict], out: Path) -> None:
+    from hsjp.viz import plot_experiment_curves
+
+    rows = summarise(records)
+    atomic_write_json(out / "results.json", {"rows": rows, "arms": records})
+    table = markdown_table(rows)
+    note = ("Values in %, OKS AP/AR from pycocotools on ground-truth person boxes, flip test on; PCK@0.1 is the share "
+            "of labelled keypoints within 0.1 x the longer box side. Mean ± std over seeds where seeds > 1.")
+    atomic_write_text(out / "results.md", f"# Results\n\n{table}\n\n{note}\n")
+    plot_experiment_curves(records, out)
+    print(table)
+    print(f"\nresults: {out / 'results.md'}, {out / 'results.json'}; curves: {out / 'curves_finetune.png'}, "
+          f"{out / 'curves_pretext.png'}")

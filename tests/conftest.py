@@ -1,0 +1,42 @@
+"""Shared fixtures: the real data beside the project (skipped when absent) and a generated dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# keep test runs small and quiet on a 2-core machine
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> dict[str, Path]:
+    """A small generated COCO-format dataset, made once per test session."""
+    from hsjp.data.synthetic import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("synthetic"), n_train=24, n_val=8, image_size=(160, 128), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(synthetic) -> list[str]:
+    """Config overrides for a seconds-long CPU run on the generated data."""
+    return [
+        "model.arch=resnet18",
+        f"data.train_ann={synthetic['train_ann']}",
+        f"data.train_images={synthetic['train_images']}",
+        f"data.val_ann={synthetic['val_ann']}",
+        f"data.val_images={synthetic['val_images']}",
+        "data.input_size=[64,64]",
+        "data.batch_size=8",
+        "data.val_batch_size=16",
+        "data.num_workers=0",
+        "train.epochs=2",
+        "train.milestones=[1]",
+        "train.val_every_n_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.progress_bar=false",
+        "trainer.log_every_n_steps=1",
+    ]

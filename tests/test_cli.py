@@ -1,0 +1,111 @@
+"""The command line end to end: finetune, evaluate, score, show-puzzle, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from helpers import shared_path
+from hsjp.cli import main
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_overrides):
+    out = tmp_path_factory.mktemp("finetune")
+    assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(out), *tiny_overrides,
+                 "train.epochs=1", "train.limit_train_batches=2"]) == 0
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _run(*args):
+    """The CLI in a subprocess, as a user runs it: exit code and stderr."""
+    proc = subprocess.run([sys.executable, "-m", "hsjp.cli", *args], capture_output=True, text=True)
+    return proc.returncode, proc.stderr
+
+
+def test_evaluate_writes_results_and_metrics(tmp_path, checkpoint, synthetic, capsys):
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(synthetic["val_ann"]),
+                 "--images", str(synthetic["val_images"]), "--out", str(tmp_path), "--workers", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "ground-truth boxes" in printed and "AP50" in printed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"AP", "AP50", "AP75", "APM", "APL", "AR", "PCK@0.1"} <= metrics.keys()
+    results = json.loads((tmp_path / "keypoints_results.json").read_text())
+    n_persons = sum(1 for a in json.loads(synthetic["val_ann"].read_text())["annotations"] if a["num_keypoints"])
+    assert len(results) == n_persons and len(results[0]["keypoints"]) == 51
+    # the metrics are pycocotools' own for the written results
+    gt = COCO(str(synthetic["val_ann"]))
+    ev = COCOeval(gt, gt.loadRes(str(tmp_path / "keypoints_results.json")), "keypoints")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert metrics["AP"] == pytest.approx(ev.stats[0], abs=1e-9)
+
+
+def test_evaluate_on_detector_boxes(tmp_path, checkpoint):
+    root = shared_path("mmpose_tests", "coco")
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(root / "test_coco.json"), "--images", str(root),
+                 "--boxes", str(root / "test_coco_det_AP_H_56.json"), "--out", str(tmp_path), "--workers", "0"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "detector boxes" in metrics["boxes"] and "PCK@0.1" not in metrics
+    dets = json.loads((root / "test_coco_det_AP_H_56.json").read_text())
+    results = json.loads((tmp_path / "keypoints_results.json").read_text())
+    assert 0 < len(results) <= len(dets)
+
+
+def test_score_ground_truth_as_results_is_perfect(tmp_path, capsys):
+    ann = shared_path("coco_mini", "annotations", "person_keypoints_val2017.json")
+    data = json.loads(ann.read_text())
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in data["annotations"] if a["num_keypoints"] > 0 and not a["iscrowd"]]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert main(["score", "--ann", str(ann), "--results", str(tmp_path / "r.json"), "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["AP"] == 1.0 and metrics["AR"] == 1.0
+    assert "AP75" in capsys.readouterr().out
+
+
+def test_show_puzzle_png(tmp_path, synthetic, tiny_overrides):
+    out = tmp_path / "puzzle.png"
+    assert main(["show-puzzle", "--config", "hsjp_cpu_r18_128x96", "--out", str(out), "--n", "2",
+                 *tiny_overrides, "jigsaw.grid=[2,2]"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_inputs_get_one_line_errors(tmp_path, checkpoint, synthetic):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    code, err = _run("score", "--ann", str(synthetic["val_ann"]), "--results", str(broken))
+    assert code == 2 and err.strip().count("\n") == 0 and "broken.json" in err and "Traceback" not in err
+
+    ann = json.loads(synthetic["val_ann"].read_text())
+    ann["annotations"][0]["keypoints"] = ann["annotations"][0]["keypoints"][:-3]
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(ann))
+    code, err = _run("evaluate", "--ckpt", str(checkpoint), "--ann", str(short), "--images",
+                     str(synthetic["val_images"]), "--out", str(tmp_path / "e"))
+    assert code == 2 and "keypoints has 48 values, expected 51" in err and f"annotation id {ann['annotations'][0]['id']}" in err
+    assert err.strip().count("\n") == 0
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, checkpoint, synthetic, tiny_overrides):
+    code, err = _run("finetune", "--config", "cpu_r18_128x96", "--out", str(tmp_path), *tiny_overrides,
+                     "model.arch=resnet34", f"model.init={checkpoint}")
+    assert code == 2 and "refusing weights that do not fit backbone resnet34" in err and "missing" in err
+    assert err.strip().count("\n") == 0
+
+
+def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_overrides):
+    out = tmp_path / "pre"
+    assert main(["pretrain", "--config", "hsjp_cpu_r18_128x96", "--out", str(out), *tiny_overrides,
+                 "jigsaw.grid=[2,2]", "train.epochs=1", "train.limit_train_batches=1"]) == 0
+    code, err = _run("evaluate", "--ckpt", str(out / "checkpoints" / "last.ckpt"), "--ann", str(synthetic["val_ann"]),
+                     "--images", str(synthetic["val_images"]), "--out", str(tmp_path / "e"))
+    assert code == 2 and "a jigsaw checkpoint, not a PoseModule" in err
+    # its backbone, though, initialises a pose network fully
+    finetune = tmp_path / "ft"
+    assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(finetune), *tiny_overrides,
+                 "train.epochs=1", "train.limit_train_batches=1", "--init", str(out / "backbone.safetensors")]) == 0
+    assert np.isfinite(json.loads((finetune / "metrics.json").read_text())["AP"])

@@ -1,0 +1,74 @@
+import json
+import shutil
+
+import pytest
+
+from hsjp.config import load_config
+from hsjp.errors import ConfigError, DataError
+from hsjp.training.run import train
+from hsjp.viz import read_metrics_csv
+
+
+def _cfg(overrides, *extra, task="pose"):
+    cfg = load_config(None, [*overrides, *extra])
+    cfg.task = task
+    return cfg
+
+
+def test_a_few_steps_lower_the_loss_and_write_the_run(tmp_path, tiny_overrides):
+    cfg = _cfg(tiny_overrides, "augment.enabled=false", "data.shuffle=false", "train.epochs=8",
+               "train.limit_train_batches=2", "train.milestones=[100]", "train.val_every_n_epochs=4")
+    metrics = train(cfg, tmp_path)
+    losses = [v for _, v in read_metrics_csv(tmp_path / "logs" / "metrics.csv")["train/loss"]]
+    assert len(losses) == 16
+    assert sum(losses[-4:]) < 0.8 * sum(losses[:4])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["global_step"] == 16 and 0 <= saved["AP"] <= 1 and "PCK@0.1" in saved
+    assert metrics["AP"] == saved["AP"]
+    assert (tmp_path / "config.yaml").read_text().count("limit_train_batches: 2") == 1
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "curves.png").is_file()
+
+
+def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):
+    train(_cfg(tiny_overrides, "train.epochs=1", "train.limit_train_batches=2"), tmp_path)
+    metrics = train(_cfg(tiny_overrides, "train.epochs=2", "train.limit_train_batches=2"), tmp_path)
+    assert "resuming from" in capsys.readouterr().out
+    assert metrics["global_step"] == 4  # 2 steps were not redone
+    # Lightning's CSV logger would delete the first part of the curve; it is kept as a part file
+    assert len(read_metrics_csv(tmp_path / "logs")["train/loss"]) == 4
+
+
+def test_input_size_must_fit_the_network_stride(tmp_path, tiny_overrides):
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        train(_cfg(tiny_overrides, "data.input_size=[48,64]"), tmp_path)
+
+
+def _break_images(synthetic, tmp_path, count):
+    images = tmp_path / "images"
+    shutil.copytree(synthetic["train_images"], images)
+    for p in sorted(images.iterdir())[:count]:
+        p.write_bytes(b"corrupt")
+    return images
+
+
+def test_undecodable_training_images_are_skipped_then_stop_the_run(tmp_path, synthetic, tiny_overrides):
+    images = _break_images(synthetic, tmp_path, 1)
+    tolerant = _cfg(tiny_overrides, f"data.train_images={images}", "train.epochs=1", "train.max_skipped_fraction=0.2")
+    with pytest.warns(UserWarning, match="cannot decode image"):
+        train(tolerant, tmp_path / "tolerant")
+    strict = _cfg(tiny_overrides, f"data.train_images={images}", "train.epochs=1")
+    with pytest.raises(DataError, match=r"training images failed to load \(more than 1%\)"):
+        train(strict, tmp_path / "strict")
+
+
+def test_pretext_run_exports_backbone_and_metrics(tmp_path, tiny_overrides):
+    cfg = _cfg(tiny_overrides, "jigsaw.grid=[2,2]", "train.epochs=1", task="jigsaw")
+    train(cfg, tmp_path)
+    pretext = json.loads((tmp_path / "pretext_metrics.json").read_text())
+    assert pretext["chance_placement_acc"] == 0.25 and 0 <= pretext["placement_acc"] <= 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "backbone.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["architecture"] == "resnet18" and json.loads(meta["grid"]) == [2, 2]
+    assert json.loads(meta["input_size"]) == [64, 64] and "data" in meta and "epochs" in meta
