@@ -39,4 +39,6 @@ def tiny_overrides(synthetic) -> list[str]:
         "trainer.devices=1",
         "trainer.progress_bar=false",
         "trainer.log_every_n_steps=1",
+        "trainer.precision=32-true",
+        "train.channels_last=false",
     ]

@@ -26,6 +26,9 @@ class ModelConfig:
     # 'scratch' (Kaiming), 'imagenet' (timm weights, needs the network) or a path to a weights file
     init: str = "scratch"
     deconv_channels: int = 256
+    # keep BatchNorm layers on their running statistics while training (mmpose's norm_eval): per-sample
+    # outputs then do not depend on the batch, the CPU answer to SyncBatchNorm for tiny per-device batches
+    norm_eval: bool = False
 
 
 @dataclass
@@ -149,7 +152,8 @@ def load_config(name: str | None = None, overrides: list[str] | None = None, sch
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         where = f"config {name!r}" if name else "config"
-        raise ConfigError(f"{where}: {str(e).splitlines()[0]}") from None
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"{where}: {f'{key}: ' if key else ''}{str(e).splitlines()[0]}") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"config {name!r}: {e}") from None
 

@@ -209,3 +209,44 @@ def write_report(exp: ExperimentConfig, records: list[dict], out: Path) -> None:
     print(table)
     print(f"\nresults: {out / 'results.md'}, {out / 'results.json'}; curves: {out / 'curves_finetune.png'}, "
           f"{out / 'curves_pretext.png'}")
+
+
+def _find_split(root: Path, split: str) -> tuple[str, str]:
+    """Annotation file and image folder of one split of a data root (synthetic, LSPET or COCO layout)."""
+    anns = sorted((root / "annotations").glob(f"person_keypoints*{split}*.json"))
+    if len(anns) != 1:
+        raise ConfigError(f"{root}/annotations: expected one person_keypoints*{split}*.json, found {len(anns)}")
+    for images in (root / "images" / split, root / "images", root / f"{split}2017"):
+        if images.is_dir():
+            return str(anns[0]), str(images)
+    raise ConfigError(f"{root}: no image folder for split {split!r} (images/{split}, images or {split}2017)")
+
+
+def demo_config(data_root: Path, fast: bool = False) -> ExperimentConfig:
+    """scratch vs hsjp on one data root, sized to finish in about five minutes on a 2-core CPU."""
+    train_ann, train_images = _find_split(data_root, "train")
+    val_ann, val_images = _find_split(data_root, "val")
+    data = [f"data.train_ann={train_ann}", f"data.train_images={train_images}",
+            f"data.val_ann={val_ann}", f"data.val_images={val_images}", "trainer.progress_bar=false"]
+    steps = ["train.max_steps=6", "train.limit_val_batches=1"] if fast else []
+    return ExperimentConfig(
+        pose_config="demo", pose_overrides=[*data, *steps],
+        pretext_config="hsjp_demo", pretext_overrides=[*data, *steps],
+        arms=["scratch", "hsjp"], seeds=[0], label_fractions=[1.0],
+        eval_sets=[EvalSet("val", val_ann, val_images)],
+    )
+
+
+def run_demo(out: str | Path, data: str | None = None, fast: bool = False) -> list[dict]:
+    """The README's main job: generate data (unless given), then run and report the experiment."""
+    out = Path(out)
+    if data is None:
+        from hsjp.data.synthetic import generate_dataset
+
+        root = out / "data"
+        if not (root / "annotations" / "person_keypoints_val.json").is_file():
+            print(f"generating a synthetic COCO-format dataset in {root}")
+            generate_dataset(root, n_train=160, n_val=40, seed=0)
+    else:
+        root = Path(data)
+    return run_experiment(demo_config(root, fast), out)

@@ -55,26 +55,31 @@ def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
 
 
 def plot_learning_curves(csv_path: str | Path, png: str | Path, title: str = "") -> Path:
-    """Training loss against step, and each validation metric against epoch."""
+    """Training loss against step; validation loss and metrics against epoch."""
     series = read_metrics_csv(csv_path)
-    val_keys = [k for k in series if k.startswith("val/") and k != "val/loss"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key in [k for k in series if k.startswith("train/")] + (["val/loss"] if "val/loss" in series else []):
+    for key in [k for k in series if k.startswith("train/")]:
         xs, ys = zip(*series[key])
         axes[0].plot(xs, ys, label=key)
-    axes[0].set_xlabel("step (train) / epoch (val)")
-    axes[0].set_ylabel("loss")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("training loss")
     axes[0].set_yscale("log")
     axes[0].legend()
-    for key in val_keys:
-        if key.endswith(("APM", "APL", "AR50", "AR75", "ARM", "ARL", "AP50", "AP75")):
-            continue
+    shown = [k for k in series if k.startswith("val/") and k != "val/loss"
+             and not k.endswith(("APM", "APL", "AR50", "AR75", "ARM", "ARL", "AP50", "AP75"))]
+    for key in shown:
         xs, ys = zip(*series[key])
         axes[1].plot(xs, ys, marker="o", label=key)
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("validation metric")
-    if val_keys:
-        axes[1].legend()
+    if "val/loss" in series:
+        twin = axes[1].twinx()
+        xs, ys = zip(*series["val/loss"])
+        twin.plot(xs, ys, "k--", alpha=0.5, label="val/loss (right axis)")
+        twin.set_ylabel("validation loss")
+        twin.legend(loc="lower right", fontsize=8)
+    if shown:
+        axes[1].legend(loc="upper left", fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, png)
 

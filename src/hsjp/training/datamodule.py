@@ -10,7 +10,8 @@ from functools import cached_property
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 from hsjp.config import Config
 from hsjp.data.annotations import KeypointAnnotations, PersonRecord, folder_persons, load_annotations
@@ -111,9 +112,20 @@ class CropDataModule(L.LightningDataModule):
                                        None, val_anns.flip_pairs, deterministic=True, seed=self.cfg.train.seed)
 
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+        """Loader with its own DistributedSampler under DDP.
+
+        Lightning's automatic sampler always shuffles training data; building it here keeps
+        ``data.shuffle=false`` meaning what it says on any number of processes.
+        """
         workers = self.cfg.data.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train and self.cfg.data.shuffle,
-                          drop_last=train and len(dataset) > batch_size, num_workers=workers,
+        shuffle = train and self.cfg.data.shuffle
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.cfg.train.seed)
+            shuffle = False
+        per_process = len(sampler) if sampler is not None else len(dataset)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+                          drop_last=train and per_process > batch_size, num_workers=workers,
                           persistent_workers=workers > 0, collate_fn=collate_skipping)
 
     def train_dataloader(self) -> DataLoader:

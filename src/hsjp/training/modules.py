@@ -54,6 +54,10 @@ class HeatmapModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.skipped_this_epoch = 0
+        if self.cfg.model.norm_eval:  # Lightning keeps modes as they are, so set them each epoch
+            for m in self.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def training_step(self, batch: dict, batch_idx: int):
         self._check_skipped(batch)

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from hsjp.config import Config, save_config, to_dict
+from hsjp.errors import ConfigError
 from hsjp.io import atomic_write_json
 from hsjp.models.weights import export_backbone
 from hsjp.training.datamodule import CropDataModule
@@ -41,6 +42,8 @@ def keep_earlier_logs(out: Path) -> None:
 
 def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
+    if tr.sync_batchnorm and (tr.accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     keep_earlier_logs(out)
     ckpt_dir = out / "checkpoints"
     callbacks: list = [
@@ -68,6 +71,7 @@ def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
         enable_progress_bar=tr.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # CropDataModule builds its own (see its _loader)
     )
 
 
