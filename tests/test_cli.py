@@ -16,8 +16,10 @@ from hsjp.cli import main
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tiny_overrides):
     out = tmp_path_factory.mktemp("finetune")
-    assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(out), *tiny_overrides,
-                 "train.epochs=1", "train.limit_train_batches=2"]) == 0
+    assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(out), "--devices", "1",
+                 "--precision", "bf16-mixed", *tiny_overrides, "train.epochs=1", "train.limit_train_batches=2"]) == 0
+    saved = (out / "config.yaml").read_text()
+    assert "precision: bf16-mixed" in saved  # the flag wins over the config file
     return out / "checkpoints" / "last.ckpt"
 
 
@@ -97,7 +99,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, checkpoint, syn
     assert err.strip().count("\n") == 0
 
 
-def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_overrides):
+def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_overrides, capsys):
     out = tmp_path / "pre"
     assert main(["pretrain", "--config", "hsjp_cpu_r18_128x96", "--out", str(out), *tiny_overrides,
                  "jigsaw.grid=[2,2]", "train.epochs=1", "train.limit_train_batches=1"]) == 0
@@ -108,4 +110,5 @@ def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_o
     finetune = tmp_path / "ft"
     assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(finetune), *tiny_overrides,
                  "train.epochs=1", "train.limit_train_batches=1", "--init", str(out / "backbone.safetensors")]) == 0
+    assert "filled 100/100 backbone tensors (100.0%)" in capsys.readouterr().out
     assert np.isfinite(json.loads((finetune / "metrics.json").read_text())["AP"])

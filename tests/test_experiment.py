@@ -61,3 +61,12 @@ def test_unknown_arm_is_refused(tmp_path):
     (tmp_path / "e.yaml").write_text("arms: [scratch, magic]\n")
     with pytest.raises(ConfigError, match="unknown arm 'magic'"):
         load_experiment(str(tmp_path / "e.yaml"))
+
+
+def test_demo_runs_end_to_end_on_generated_data(tmp_path, capsys):
+    from hsjp.experiment import run_demo
+
+    records = run_demo(tmp_path / "demo", fast=True)
+    assert [r["arm"] for r in records] == ["scratch", "hsjp"] and all(r["status"] == "done" for r in records)
+    assert "| scratch | 1 | val |" in capsys.readouterr().out
+    assert (tmp_path / "demo" / "results.md").is_file() and (tmp_path / "demo" / "data" / "annotations").is_dir()

@@ -15,8 +15,10 @@ def _config(args: argparse.Namespace, task: str):
     from hsjp.config import load_config
 
     overrides = list(args.overrides)
-    if getattr(args, "init", None):
-        overrides.append(f"model.init={args.init}")
+    for flag, key in (("init", "model.init"), ("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"),
+                      ("precision", "trainer.precision")):
+        if getattr(args, flag, None) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
     cfg = load_config(args.config, overrides)
     cfg.task = task
     return cfg
@@ -75,7 +77,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from hsjp.experiment import run_demo
 
-    run_demo(args.out, args.data)
+    run_demo(args.out, args.data, fast=args.fast)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,10 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.epochs=5")
         return s
 
-    s = with_config("finetune", "train a pose network on COCO keypoints")
+    def with_trainer(s: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        s.add_argument("--devices", help="Lightning devices: a count, 'auto', or a list (trainer.devices)")
+        s.add_argument("--num-nodes", type=int, help="nodes for DDP (trainer.num_nodes)")
+        s.add_argument("--precision", help="e.g. 32-true, bf16-mixed, 16-mixed (trainer.precision)")
+        return s
+
+    s = with_trainer(with_config("finetune", "train a pose network on COCO keypoints"))
     s.add_argument("--init", help="'scratch', 'imagenet' or a weights file (e.g. OUT/backbone.safetensors)")
     s.set_defaults(func=cmd_finetune)
-    with_config("pretrain", "HSJP self-supervised pretraining on person crops").set_defaults(func=cmd_pretrain)
+    with_trainer(with_config("pretrain", "HSJP self-supervised pretraining on person crops")).set_defaults(func=cmd_pretrain)
 
     s = sub.add_parser("evaluate", help="OKS AP of a checkpoint on a COCO keypoint file")
     s.add_argument("--ckpt", required=True)
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")
     s.add_argument("--out", default="hsjp-demo")
     s.add_argument("--data", help="a data root laid out like ../shared/data/lspet instead of generated data")
+    s.add_argument("--fast", action="store_true", help="a few steps per run: checks the set-up, measures nothing")
     s.set_defaults(func=cmd_demo)
     return p
 

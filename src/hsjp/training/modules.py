@@ -75,13 +75,16 @@ class HeatmapModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     @classmethod
-    def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "HeatmapModule":
+    def from_checkpoint(cls, path: str) -> "HeatmapModule":
         """Rebuild a trained module from its checkpoint alone (its init weights file need not exist)."""
-        from hsjp.models.weights import read_state_dict
-
-        state, _ = read_state_dict(path)
         try:
-            hp = torch.load(path, map_location=map_location, weights_only=True)["hyper_parameters"]
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: checkpoint not found") from None
+        except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
+            raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+        try:
+            hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
             cfg = dict(hp["cfg"])
         except (KeyError, TypeError):
             raise CheckpointError(f"{path}: not an hsjp training checkpoint (no hyper_parameters.cfg)") from None
