@@ -148,7 +148,9 @@ def load_config(name: str | None = None, overrides: list[str] | None = None, sch
             bad = [o for o in overrides if "=" not in o]
             if bad:
                 raise ConfigError(f"override {bad[0]!r} is not of the form section.field=value")
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+            # 'key=' means an empty value (OmegaConf would read None, which str fields refuse)
+            dotlist = [o + "''" if o.endswith("=") else o for o in overrides]
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(dotlist))
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         where = f"config {name!r}" if name else "config"

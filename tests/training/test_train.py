@@ -72,3 +72,14 @@ def test_pretext_run_exports_backbone_and_metrics(tmp_path, tiny_overrides):
         meta = f.metadata()
     assert meta["architecture"] == "resnet18" and json.loads(meta["grid"]) == [2, 2]
     assert json.loads(meta["input_size"]) == [64, 64] and "data" in meta and "epochs" in meta
+
+
+def test_pretext_from_a_folder_of_person_images(tmp_path, synthetic, tiny_overrides):
+    cfg = _cfg(tiny_overrides, "data.train_ann=", f"data.train_image_folder={synthetic['train_images']}",
+               "jigsaw.grid=[2,2]", "train.epochs=1", "train.limit_train_batches=2", task="jigsaw")
+    metrics = train(cfg, tmp_path)
+    assert metrics["global_step"] == 2 and (tmp_path / "backbone.safetensors").is_file()
+    with pytest.raises(DataError, match="no images"):
+        train(_cfg(tiny_overrides, "data.train_ann=", f"data.train_image_folder={tmp_path / 'logs'}", "jigsaw.grid=[2,2]",
+                   task="jigsaw"),
+              tmp_path / "empty")

@@ -109,7 +109,8 @@ class PersonCrops(Dataset):
             keypoints[:, :2] = transform_points(keypoints[:, :2], matrix)
         if flip:
             crop = crop[:, ::-1]
-            keypoints = flip_keypoints(keypoints, self.geometry.input_size[0], self.flip_pairs)
+            if len(keypoints):  # unlabelled sources (an image folder) have none
+                keypoints = flip_keypoints(keypoints, self.geometry.input_size[0], self.flip_pairs)
         sample = self.target(np.ascontiguousarray(crop), keypoints, rng)
         sample["image"] = to_tensor(sample["image"])
         sample["meta"] = {
