@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 

@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from hsjp.data.annotations import flip_pairs_from_names
-from hsjp.data.geometry import (affine_matrix, box_to_center_scale, flip_heatmaps, flip_keypoints, invert_affine,
-                                transform_points, warp)
+from hsjp.data.geometry import (
+    affine_matrix,
+    box_to_center_scale,
+    flip_heatmaps,
+    flip_keypoints,
+    invert_affine,
+    transform_points,
+    warp,
+)
 from hsjp.data.synthetic import COCO_KEYPOINT_NAMES
 
 

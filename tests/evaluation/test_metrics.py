@@ -122,7 +122,8 @@ def _pycocotools_stats(gt_file: Path, results: list[dict], sigmas=None) -> np.nd
 
 
 def _faster_stats(gt_file: Path, results: list[dict]) -> np.ndarray:
-    from faster_coco_eval import COCO as FCOCO, COCOeval_faster
+    from faster_coco_eval import COCO as FCOCO
+    from faster_coco_eval import COCOeval_faster
 
     quiet = lambda *a, **k: None  # noqa: E731
     gt = FCOCO(str(gt_file), print_function=quiet)

@@ -4,7 +4,7 @@ import torch
 from hsjp.errors import CheckpointError, ConfigError
 from hsjp.losses import HeatmapMSELoss
 from hsjp.models import create_model
-from hsjp.models.weights import export_backbone, load_backbone_weights, read_state_dict
+from hsjp.models.weights import export_backbone, read_state_dict
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "hrnet_w18_small_v2"])

@@ -7,7 +7,7 @@ geometry, augmentation and image handling exist once.
 
 from __future__ import annotations
 
-import logging
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -17,11 +17,9 @@ from torch.utils.data import Dataset, default_collate
 
 from hsjp.config import AugmentConfig
 from hsjp.data.annotations import PersonRecord
-from hsjp.data.targets import Target
 from hsjp.data.geometry import affine_matrix, box_to_center_scale, flip_keypoints, invert_affine, transform_points, warp
+from hsjp.data.targets import Target
 from hsjp.errors import DataError
-
-log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
@@ -31,8 +29,6 @@ def read_image(path: str) -> np.ndarray:
     """RGB uint8 image, or DataError naming the file."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        import os
-
         why = "cannot decode image" if os.path.exists(path) else "image file not found"
         raise DataError(f"{path}: {why}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

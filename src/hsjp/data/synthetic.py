@@ -321,7 +321,7 @@ def _sample_person(
     head = neck + rot(np.array([0.0, -_NECK]), lean + np.deg2rad(rng.normal(0, 8)))
     both_arms_up = rng.random() < 0.12
     legs_apart = rng.random() < 0.3
-    for side_name, side_idx in (("left", 0), ("right", 1)):
+    for side_idx in (0, 1):  # 0: left, 1: right
         sx = left_sign if side_idx == 0 else -left_sign
         shoulder = neck + rot(np.array([sx * _SHOULDER_HALF * body_width, 0.0]), lean)
         hip = np.array([sx * _HIP_HALF * body_width, 0.0])

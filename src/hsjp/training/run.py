@@ -7,8 +7,6 @@ continues from ``checkpoints/last.ckpt``.
 
 from __future__ import annotations
 
-import json
-import logging
 import warnings
 from pathlib import Path
 
@@ -23,8 +21,6 @@ from hsjp.io import atomic_write_json
 from hsjp.models.weights import export_backbone
 from hsjp.training.datamodule import CropDataModule
 from hsjp.training.modules import HeatmapModule, module_for
-
-log = logging.getLogger(__name__)
 
 MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc"}
 
