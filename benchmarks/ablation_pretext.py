@@ -24,6 +24,8 @@ VARIANTS = {
     "grid2x2": ["jigsaw.grid=[2,2]"],
     "grid4x3": ["jigsaw.grid=[4,3]"],
     "grid4x4": ["jigsaw.grid=[4,4]"],
+    # the 4x3 puzzle with the crop's out-of-image region filled by reflection instead of black bands
+    "grid4x3_reflect": ["jigsaw.grid=[4,3]", "data.border=reflect"],
 }
 
 

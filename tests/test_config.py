@@ -32,3 +32,10 @@ def test_overrides_are_typed_and_checked(tmp_path):
         load_config("no_such_config")
     saved = save_config(cfg, tmp_path / "c.yaml")
     assert load_config(str(saved)) == cfg
+
+
+def test_batch_limits_keep_lightnings_meaning():
+    """An integer limit is a number of batches, a float a share: '1' must not become 1.0 (all batches)."""
+    cfg = load_config(None, ["train.limit_val_batches=1", "train.limit_train_batches=0.5"])
+    assert cfg.train.limit_val_batches == 1 and isinstance(cfg.train.limit_val_batches, int)
+    assert cfg.train.limit_train_batches == 0.5

@@ -43,6 +43,9 @@ class DataConfig:
     heatmap_stride: int = 4
     sigma: float = 2.0
     box_padding: float = 1.25
+    # what fills a crop beyond the image: 'constant' (black, the official recipe), 'replicate' or 'reflect'.
+    # Black bands are a jigsaw shortcut (a piece with a band belongs to the crop's edge), see RESULTS.md
+    border: str = "constant"
     min_box_size: float = 8.0  # pretext crops: smaller person boxes are skipped
     label_fraction: float = 1.0  # finetune on this share of the labelled persons (seeded)
     batch_size: int = 32  # per device
@@ -86,8 +89,9 @@ class TrainConfig:
     # 'mean' (the official per-pixel mean) shrinks gradients by h*w and stalls Adam at small scale.
     loss_pixel_reduction: str = "sum"
     val_every_n_epochs: int = 10
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
+    # as Lightning reads them: an integer is a number of batches, a float a share of the epoch (1.0: all)
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
     flip_test: bool = True
     max_skipped_fraction: float = 0.01
     channels_last: bool = False

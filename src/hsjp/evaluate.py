@@ -32,7 +32,7 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     records = detection_records(boxes, anns) if boxes else anns.persons(require_keypoints=True)
     if not records:
         raise DataError(f"{boxes or ann}: no person boxes to evaluate")
-    dataset = PersonCrops(records, CropGeometry(tuple(cfg.data.input_size), cfg.data.box_padding), ImageOnly())
+    dataset = PersonCrops(records, CropGeometry.from_config(cfg.data), ImageOnly())
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping)
     codec = heatmap_codec(cfg)
     preds: list[dict] = []

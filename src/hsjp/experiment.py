@@ -72,9 +72,8 @@ def finetune_steps(cfg: Config) -> int:
     dm = CropDataModule(cfg)
     dm.setup("fit")
     per_epoch = max(1, len(dm.train_set) // cfg.data.batch_size)
-    if cfg.train.limit_train_batches != 1.0:
-        lim = cfg.train.limit_train_batches
-        per_epoch = int(lim) if lim > 1 else max(1, int(per_epoch * lim))
+    lim = cfg.train.limit_train_batches
+    per_epoch = min(per_epoch, lim) if isinstance(lim, int) else max(1, int(per_epoch * lim))
     steps = cfg.train.epochs * per_epoch
     return min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps
 

@@ -5,7 +5,8 @@ patches are shuffled by a random permutation and the shuffled image is reassembl
 one heatmap channel per *original* patch (K = rows * cols, row-major) at the pose network's heatmap
 resolution; channel ``k`` holds a Gaussian centred on the cell where patch ``k`` now lies. Solving
 the puzzle therefore needs exactly the head a top-down pose network already has (K heatmaps, peak
-regression), so the pretrained backbone *and* head transfer to keypoint finetuning unchanged.
+regression), so the pretrained network is the pose network itself and its backbone transfers to
+keypoint finetuning unchanged (the head is rebuilt for the K keypoints).
 
 ``permutation[k]`` is the cell (row-major) where original patch ``k`` lies in the shuffled image.
 

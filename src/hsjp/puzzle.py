@@ -34,7 +34,7 @@ def _crops(cfg: Config, n: int) -> list[np.ndarray]:
     records = [r for r in records if min(r.bbox[2], r.bbox[3]) >= d.min_box_size][:n]
     if not records:
         raise DataError("no person boxes to show")
-    dataset = PersonCrops(records, CropGeometry(tuple(d.input_size), d.box_padding), ImageOnly())
+    dataset = PersonCrops(records, CropGeometry.from_config(cfg.data), ImageOnly())
     return [from_tensor(dataset[i]["image"]) for i in range(len(records))]
 
 

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -66,3 +67,28 @@ def test_undecodable_image_is_skipped_not_raised(tmp_path, synthetic):
     assert len(batch["skipped"]) == 1 and "broken.jpg: cannot decode image" in batch["skipped"][0]
     assert batch["image"].shape[0] == 1
     assert from_tensor(batch["image"][0]).shape == (128, 96, 3)
+
+
+@pytest.mark.parametrize("border", ["constant", "replicate", "reflect"])
+def test_border_fills_what_lies_beyond_the_image(border, tmp_path):
+    """A crop wider than its image: black bands only with the official 'constant' border."""
+    from hsjp.config import DataConfig
+    from hsjp.data.annotations import PersonRecord
+    from hsjp.data.targets import ImageOnly
+
+    geometry = CropGeometry.from_config(DataConfig(input_size=[96, 128], border=border))
+    image = np.full((200, 60, 3), 200, np.uint8)  # a narrow bright image: the 1.25-padded crop overhangs it
+    path = tmp_path / "narrow.png"
+    cv2.imwrite(str(path), image)
+    record = PersonRecord(1, 1, str(path), (0.0, 0.0, 60.0, 200.0), np.zeros((0, 3), np.float32))
+    crop = from_tensor(PersonCrops([record], geometry, ImageOnly())[0]["image"])
+    dark = (crop.max(axis=2) < 50).mean()
+    assert dark > 0.1 if border == "constant" else dark == 0
+
+
+def test_unknown_border_is_refused():
+    from hsjp.config import DataConfig
+    from hsjp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.border must be one of constant, replicate, reflect, not 'wrap'"):
+        CropGeometry.from_config(DataConfig(border="wrap"))

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from hsjp.config import AugmentConfig
+from hsjp.config import AugmentConfig, DataConfig
 from hsjp.data.annotations import PersonRecord
-from hsjp.data.geometry import affine_matrix, box_to_center_scale, flip_keypoints, invert_affine, transform_points, warp
+from hsjp.data.geometry import BORDERS, affine_matrix, box_to_center_scale, flip_keypoints, invert_affine, transform_points, warp
 from hsjp.data.targets import Target
-from hsjp.errors import DataError
+from hsjp.errors import ConfigError, DataError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
@@ -49,6 +49,13 @@ def from_tensor(image: torch.Tensor) -> np.ndarray:
 class CropGeometry:
     input_size: tuple[int, int]  # w, h
     padding: float = 1.25
+    border: str = "constant"  # see hsjp.data.geometry.BORDERS
+
+    @classmethod
+    def from_config(cls, data: DataConfig) -> CropGeometry:
+        if data.border not in BORDERS:
+            raise ConfigError(f"data.border must be one of {', '.join(BORDERS)}, not {data.border!r}")
+        return cls(tuple(data.input_size), data.box_padding, data.border)
 
     @property
     def aspect_ratio(self) -> float:
@@ -100,7 +107,7 @@ class PersonCrops(Dataset):
                 rotation = float(np.clip(rng.normal() * a.rotation, -2 * a.rotation, 2 * a.rotation))
             flip = a.flip and rng.random() < 0.5
         matrix = affine_matrix(center, scale, rotation, self.geometry.input_size)
-        crop = warp(image, matrix, self.geometry.input_size)
+        crop = warp(image, matrix, self.geometry.input_size, self.geometry.border)
         if len(keypoints):
             keypoints[:, :2] = transform_points(keypoints[:, :2], matrix)
         if flip:

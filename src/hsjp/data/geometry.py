@@ -55,8 +55,13 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
-    return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
+BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int], border: str = "constant") -> np.ndarray:
+    """Affine warp; ``border`` fills what lies outside the image (black, the official recipe, or image content)."""
+    return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR,
+                          borderMode=BORDERS[border])
 
 
 def flip_keypoints(keypoints: np.ndarray, width: int, flip_pairs: list[tuple[int, int]]) -> np.ndarray:

@@ -6,6 +6,7 @@ worker starts, so that every data error is reported there with its file and reco
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import lightning as L
@@ -53,7 +54,7 @@ class CropDataModule(L.LightningDataModule):
         if len(cfg.data.input_size) != 2 or any(v <= 0 or v % 32 for v in cfg.data.input_size):
             raise ConfigError(f"data.input_size {list(cfg.data.input_size)} (w, h): both sides must be positive "
                               "multiples of 32, the networks' deepest stride")
-        self.geometry = CropGeometry(tuple(cfg.data.input_size), cfg.data.box_padding)
+        self.geometry = CropGeometry.from_config(cfg.data)
 
     @cached_property
     def train_annotations(self) -> KeypointAnnotations | None:
@@ -86,8 +87,10 @@ class CropDataModule(L.LightningDataModule):
     def _records(self, anns: KeypointAnnotations) -> list[PersonRecord]:
         if self.cfg.task == "pose":
             return anns.persons(require_keypoints=True)
+        # pretraining uses no labels: the keypoints are dropped, so no augmentation (half-body) can read them
         m = self.cfg.data.min_box_size
-        return [r for r in anns.persons(require_keypoints=False) if min(r.bbox[2], r.bbox[3]) >= m]
+        return [replace(r, keypoints=np.zeros((0, 3), np.float32))
+                for r in anns.persons(require_keypoints=False) if min(r.bbox[2], r.bbox[3]) >= m]
 
     def setup(self, stage: str | None = None) -> None:
         anns = self.train_annotations
