@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
@@ -44,6 +45,8 @@ def test_evaluate_writes_results_and_metrics(tmp_path, checkpoint, synthetic, ca
     ev = COCOeval(gt, gt.loadRes(str(tmp_path / "keypoints_results.json")), "keypoints")
     ev.evaluate(), ev.accumulate(), ev.summarize()
     assert metrics["AP"] == pytest.approx(ev.stats[0], abs=1e-9)
+    picture = cv2.imread(str(tmp_path / "predictions.png"))
+    assert picture is not None and min(picture.shape[:2]) > 100
 
 
 def test_evaluate_on_detector_boxes(tmp_path, checkpoint):

@@ -43,7 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from hsjp.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(args.ckpt, args.ann, args.images, args.out, args.boxes, not args.no_flip,
-                        args.batch_size, args.workers)
+                        args.batch_size, args.workers, show=args.show)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-flip", action="store_true", help="disable flip test")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--show", type=int, default=8, metavar="N",
+                   help="draw the N highest-scoring predictions with the ground truth into OUT/predictions.png (0: none)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("score", help="OKS AP of any COCO keypoint results file")

@@ -20,8 +20,12 @@ from hsjp.training.modules import PoseModule
 
 def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes: str | None = None,
                         flip_test: bool = True, batch_size: int = 32, num_workers: int = 2,
-                        nms_thr: float = 0.9, quiet: bool = False) -> dict[str, float]:
-    """Predict every person box of ``ann`` (or of ``boxes``), write COCO results and metrics."""
+                        nms_thr: float = 0.9, quiet: bool = False, show: int = 0) -> dict[str, float]:
+    """Predict every person box of ``ann`` (or of ``boxes``), write COCO results and metrics.
+
+    ``show`` > 0 also draws that many predicted persons into ``OUT/predictions.png``: a number can
+    hide a systematic error (swapped sides, a constant offset) that one look reveals.
+    """
     out = Path(out)
     module = PoseModule.from_checkpoint(ckpt)
     module.eval()
@@ -47,6 +51,10 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     source = f"detector boxes from {boxes}" if boxes else "ground-truth boxes"
     atomic_write_json(out / "metrics.json", {**metrics, "boxes": source, "checkpoint": str(ckpt),
                                              "annotations": str(ann), "flip_test": flip_test})
+    if show > 0 and results:
+        from hsjp.viz import plot_predictions
+
+        plot_predictions(results, anns, out / "predictions.png", show)
     if not quiet:
         print(format_table(metrics, f"{Path(ann).name}: {len(records)} persons, {source}"))
         if "PCK@0.1" in metrics:

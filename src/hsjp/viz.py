@@ -100,6 +100,40 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, skeleton: list[list
     return out
 
 
+def plot_predictions(results: list[dict], anns, png: str | Path, n: int = 8) -> Path:
+    """The ``n`` highest-scoring predicted persons on their images: prediction red, ground truth green.
+
+    Each panel is the person's box with a margin, so small people stay visible; the panel title gives
+    the result's score and the image id, to find it in ``keypoints_results.json``.
+    """
+    from hsjp.data.crops import read_image
+
+    chosen = sorted(results, key=lambda r: -r["score"])[:n]
+    cols = min(4, max(1, len(chosen)))
+    rows = max(1, -(-len(chosen) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, chosen):
+        image = read_image(anns.image_path(r["image_id"]))
+        pred = np.asarray(r["keypoints"], np.float32).reshape(-1, 3)
+        gts = [a for a in anns.coco.imgToAnns[r["image_id"]] if a.get("num_keypoints", 0) > 0]
+        for a in gts:
+            image = draw_keypoints(image, np.asarray(a["keypoints"], np.float32).reshape(-1, 3), anns.skeleton,
+                                   thr=0, color=(64, 220, 64))
+        image = draw_keypoints(image, pred, anns.skeleton)
+        labelled = pred[:, 2] > 0.2
+        pts = pred[labelled, :2] if labelled.any() else pred[:, :2]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        m = 0.25 * max(hi - lo) + 10
+        x0, y0 = (int(max(0, v)) for v in lo - m)
+        x1, y1 = int(min(image.shape[1], hi[0] + m)), int(min(image.shape[0], hi[1] + m))
+        ax.imshow(image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)])
+        ax.set_title(f"image {r['image_id']}, score {r['score']:.2f}", fontsize=8)
+    fig.suptitle("predicted keypoints (red) and ground truth (green)")
+    return save_figure(fig, png)
+
+
 def heatmap_overlay(image: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     """The image darkened, with the max over channels of ``heatmaps`` (K, h, w) in colour on top."""
     peak = np.clip(heatmaps.max(axis=0), 0, 1)

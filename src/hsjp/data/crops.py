@@ -17,7 +17,15 @@ from torch.utils.data import Dataset, default_collate
 
 from hsjp.config import AugmentConfig, DataConfig
 from hsjp.data.annotations import PersonRecord
-from hsjp.data.geometry import BORDERS, affine_matrix, box_to_center_scale, flip_keypoints, invert_affine, transform_points, warp
+from hsjp.data.geometry import (
+    BORDERS,
+    affine_matrix,
+    box_to_center_scale,
+    flip_keypoints,
+    invert_affine,
+    transform_points,
+    warp,
+)
 from hsjp.data.targets import Target
 from hsjp.errors import ConfigError, DataError
 
