@@ -70,3 +70,17 @@ def test_demo_runs_end_to_end_on_generated_data(tmp_path, capsys):
     assert [r["arm"] for r in records] == ["scratch", "hsjp"] and all(r["status"] == "done" for r in records)
     assert "| scratch | 1 | val |" in capsys.readouterr().out
     assert (tmp_path / "demo" / "results.md").is_file() and (tmp_path / "demo" / "data" / "annotations").is_dir()
+
+
+def test_label_overrides_lengthen_one_fractions_schedule(tmp_path, experiment):
+    from hsjp.errors import ConfigError
+    from hsjp.experiment import pose_config
+
+    experiment.label_fractions = [1.0, 0.5]
+    experiment.label_overrides = {"0.5": ["train.epochs=2"]}
+    assert pose_config(experiment, 0, 0.5).train.epochs == 2
+    assert pose_config(experiment, 0, 1.0).train.epochs == 1
+    assert pose_config(experiment, 0, 0.5).data.label_fraction == 0.5
+    (tmp_path / "e.yaml").write_text("label_fractions: [1.0]\nlabel_overrides: {'0.1': ['train.epochs=9']}\n")
+    with pytest.raises(ConfigError, match="label_overrides for '0.1', which is not among label_fractions"):
+        load_experiment(str(tmp_path / "e.yaml"))

@@ -40,6 +40,9 @@ class ExperimentConfig:
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     seeds: list[int] = field(default_factory=lambda: [0])
     label_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # extra pose overrides for one label fraction, keyed by its str() ('0.1'): with a tenth of the
+    # labels, the same epochs are a tenth of the steps, so a schedule usually wants lengthening
+    label_overrides: dict[str, list[str]] = field(default_factory=dict)
     # 'imagenet' asks timm (needs the network); a path names a local timm checkpoint instead
     imagenet_init: str = "imagenet"
     # empty: the pose config's validation set alone
@@ -51,12 +54,16 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> Experiment
     unknown = [a for a in exp.arms if a not in ARMS]
     if unknown:
         raise ConfigError(f"unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
+    stray = sorted(set(exp.label_overrides) - {str(f) for f in exp.label_fractions})
+    if stray:
+        raise ConfigError(f"label_overrides for {stray[0]!r}, which is not among label_fractions "
+                          f"{[str(f) for f in exp.label_fractions]}")
     return exp
 
 
 def pose_config(exp: ExperimentConfig, seed: int, fraction: float, extra: list[str] = ()) -> Config:
-    return load_config(exp.pose_config, [*exp.pose_overrides, f"train.seed={seed}",
-                                         f"data.label_fraction={fraction}", *extra])
+    return load_config(exp.pose_config, [*exp.pose_overrides, *exp.label_overrides.get(str(fraction), []),
+                                         f"train.seed={seed}", f"data.label_fraction={fraction}", *extra])
 
 
 def pretext_config(exp: ExperimentConfig, seed: int) -> Config:
