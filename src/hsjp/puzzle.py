@@ -1,7 +1,10 @@
 """``hsjp show-puzzle``: what the pretext task asks and what a network answers, as one PNG.
 
-Per crop, left to right: the original crop, the shuffled puzzle, the target heatmaps over it, the
-predicted heatmaps (with a pretext checkpoint), and the crop reassembled from the prediction.
+Per crop, left to right: the original crop with its cells numbered, the shuffled puzzle with each
+cell labelled by the number of the piece now in it, the target heatmaps over it, the predicted
+heatmaps (with a pretext checkpoint) with the decoded piece number of every cell (green where right,
+red where wrong), and the crop reassembled from the prediction. The numbers say what the heatmaps
+alone cannot: the maximum over a permutation's channels lights every cell, right or wrong.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from hsjp.data.annotations import folder_persons, load_annotations
 from hsjp.data.crops import CropGeometry, PersonCrops, from_tensor, to_tensor
 from hsjp.data.targets import ImageOnly
 from hsjp.errors import DataError
-from hsjp.jigsaw import placement_accuracy
+from hsjp.jigsaw import JigsawCodec, placement_accuracy
 from hsjp.training.datamodule import jigsaw_codec
 from hsjp.training.modules import JigsawModule
 from hsjp.viz import heatmap_overlay, save_figure
@@ -64,4 +67,19 @@ def show_puzzle(cfg: Config, out: str | Path, ckpt: str | None = None, n: int = 
             ax.imshow(image)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
+        _number_cells(row[0], codec, np.arange(codec.num_patches))
+        _number_cells(row[1], codec, np.argsort(perm))
+        if module is not None:
+            _number_cells(row[3], codec, np.argsort(guess), right=np.argsort(guess) == np.argsort(perm))
     return save_figure(fig, out)
+
+
+def _number_cells(ax: plt.Axes, codec: JigsawCodec, pieces: np.ndarray, right: np.ndarray | None = None) -> None:
+    """Write ``pieces[c]`` (the original patch number) at the centre of every cell ``c``."""
+    rows, cols = codec.grid
+    pw, ph = codec.patch_size
+    for c, k in enumerate(pieces):
+        colour = "white" if right is None else ("lime" if right[c] else "red")
+        ax.text((c % cols + 0.5) * pw, (c // cols + 0.5) * ph, str(k), color=colour, fontsize=7,
+                ha="center", va="center", fontweight="bold",
+                bbox={"facecolor": "black", "alpha": 0.45, "pad": 1, "linewidth": 0})
