@@ -25,3 +25,13 @@ def test_plot_predictions_draws_the_best_scoring_persons(tmp_path, synthetic):
     png = plot_predictions(results, anns, tmp_path / "p.png", n=3)
     picture = cv2.imread(str(png))
     assert picture is not None and picture.shape[1] > picture.shape[0]  # three panels side by side
+
+
+def test_validation_metrics_by_epoch_or_by_step(tmp_path):
+    from hsjp.viz import read_metrics_csv
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,step,train/loss,val/AP\n0,19,2.0,\n0,49,,0.1\n1,99,,0.3\n")
+    assert read_metrics_csv(csv)["val/AP"] == [(1.0, 0.1), (2.0, 0.3)]
+    assert read_metrics_csv(csv, val_x="step")["val/AP"] == [(50.0, 0.1), (100.0, 0.3)]
+    assert read_metrics_csv(csv)["train/loss"] == [(20.0, 2.0)]

@@ -36,21 +36,23 @@ def _metric_rows(path: Path):
                 yield from csv.DictReader(f)
 
 
-def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+def read_metrics_csv(path: str | Path, val_x: str = "epoch") -> dict[str, list[tuple[float, float]]]:
     """Lightning's CSVLogger output (a file or a run's log folder) as {metric: [(x, value), ...]}.
 
-    Training metrics are keyed by step; validation metrics (``val/...``) by epoch, since that is
-    the axis a reader compares runs on.
+    Training metrics are keyed by step; validation metrics (``val/...``) by completed epochs, the
+    axis a reader compares one recipe's runs on, or with ``val_x='step'`` by optimiser steps, the
+    axis that compares runs whose epochs differ in length (label budgets, equal-compute arms).
     """
     series: dict[str, list[tuple[float, float]]] = {}
     for row in _metric_rows(Path(path)):
         for key, value in row.items():
             if key in ("epoch", "step") or value in ("", None):
                 continue
-            x = row["epoch"] if key.startswith("val/") else row["step"]
+            by_epoch = key.startswith("val/") and val_x == "epoch"
+            x = row["epoch"] if by_epoch else row["step"]
             if x in ("", None):
                 continue
-            series.setdefault(key, []).append((float(x) + (1 if key.startswith("val/") else 0), float(value)))
+            series.setdefault(key, []).append((float(x) + 1, float(value)))
     return series
 
 
@@ -151,14 +153,14 @@ def plot_experiment_curves(records: list[dict], out: str | Path) -> list[Path]:
         csv_path = Path(r["dir"]) / "train" / "logs"
         if r.get("status") != "done" or not csv_path.is_dir():
             continue
-        series = read_metrics_csv(csv_path)
+        series = read_metrics_csv(csv_path, val_x="step")
         label = f"{r['arm']} (labels {r['label_fraction']:g}, seed {r['seed']})"
         for ax, key in zip(axes, ("val/AP", "val/PCK@0.1")):
             if key in series:
                 xs, ys = zip(*series[key])
                 ax.plot(xs, ys, marker="o", label=label)
     for ax, name in zip(axes, ("OKS AP", "PCK@0.1")):
-        ax.set_xlabel("finetune epoch")
+        ax.set_xlabel("finetune optimiser step")
         ax.set_ylabel(f"validation {name}")
         ax.legend(fontsize=7)
     written.append(save_figure(fig, out / "curves_finetune.png"))
