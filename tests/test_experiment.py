@@ -39,6 +39,7 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert "| hsjp | 1 | synthetic_val |" in table and "not run" in table
     for png in ("curves_finetune.png", "curves_pretext.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "arms" / "hsjp-labels1-seed0" / "eval" / "synthetic_val" / "predictions.png").is_file()
     # the hsjp arm really started from the pretext backbone
     hsjp_cfg = (out / "arms" / "hsjp-labels1-seed0" / "train" / "config.yaml").read_text()
     assert "backbone.safetensors" in hsjp_cfg

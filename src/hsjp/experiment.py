@@ -149,7 +149,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     record.update(status="done", steps=metrics["global_step"], eval={})
     for s in eval_sets(exp, cfg):
         record["eval"][s.name] = evaluate_checkpoint(str(ckpt), s.ann, s.images, arm_dir / "eval" / s.name,
-                                                     num_workers=cfg.data.num_workers, quiet=True)
+                                                     num_workers=cfg.data.num_workers, quiet=True, show=8)
     atomic_write_json(done, record)
     return record
 
