@@ -60,13 +60,15 @@ def plot_learning_curves(csv_path: str | Path, png: str | Path, title: str = "")
     """Training loss against step; validation loss and metrics against epoch."""
     series = read_metrics_csv(csv_path)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key in [k for k in series if k.startswith("train/")]:
+    trained = [k for k in series if k.startswith("train/")]  # none when a run is shorter than one log interval
+    for key in trained:
         xs, ys = zip(*series[key])
         axes[0].plot(xs, ys, label=key)
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("training loss")
-    axes[0].set_yscale("log")
-    axes[0].legend()
+    if trained:
+        axes[0].set_yscale("log")
+        axes[0].legend()
     shown = [k for k in series if k.startswith("val/") and k != "val/loss"
              and not k.endswith(("APM", "APL", "AR50", "AR75", "ARM", "ARL", "AP50", "AP75"))]
     for key in shown:
