@@ -85,3 +85,14 @@ def test_label_overrides_lengthen_one_fractions_schedule(tmp_path, experiment):
     (tmp_path / "e.yaml").write_text("label_fractions: [1.0]\nlabel_overrides: {'0.1': ['train.epochs=9']}\n")
     with pytest.raises(ConfigError, match="label_overrides for '0.1', which is not among label_fractions"):
         load_experiment(str(tmp_path / "e.yaml"))
+
+
+def test_report_only_runs_nothing_and_lists_unfinished_arms(tmp_path, experiment):
+    out = tmp_path / "exp"
+    experiment.arms = ["scratch"]
+    run_experiment(experiment, out)
+    experiment.arms = ["scratch", "hsjp"]
+    records = run_experiment(experiment, out, report_only=True)
+    assert [r["status"] for r in records] == ["done", "not run"] and records[1]["reason"] == "unfinished"
+    assert not (out / "pretrain").exists() and not (out / "arms" / "hsjp-labels1-seed0").exists()
+    assert "| hsjp | 1 | not run: unfinished |" in (out / "results.md").read_text()

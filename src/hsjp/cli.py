@@ -71,7 +71,7 @@ def cmd_make_data(args: argparse.Namespace) -> None:
 def cmd_experiment(args: argparse.Namespace) -> None:
     from hsjp.experiment import load_experiment, run_experiment
 
-    run_experiment(load_experiment(args.config, args.overrides), args.out)
+    run_experiment(load_experiment(args.config, args.overrides), args.out, report_only=args.report_only)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_make_data)
 
-    with_config("experiment", "scratch vs HSJP vs ImageNet, one resumable command").set_defaults(func=cmd_experiment)
+    s = with_config("experiment", "scratch vs HSJP vs ImageNet, one resumable command")
+    s.add_argument("--report-only", action="store_true",
+                   help="run nothing: tabulate the finished arms (the others listed as unfinished)")
+    s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")
     s.add_argument("--out", default="hsjp-demo")

@@ -116,7 +116,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     from hsjp.evaluate import evaluate_checkpoint
     from hsjp.training.run import train
 
-    name = f"{arm}-labels{fraction:g}-seed{seed}"
+    name = arm_name(arm, fraction, seed)
     arm_dir = out / "arms" / name
     done = arm_dir / "done.json"
     if done.is_file():
@@ -154,13 +154,32 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     return record
 
 
-def run_experiment(exp: ExperimentConfig, out: str | Path) -> list[dict]:
+def arm_name(arm: str, fraction: float, seed: int) -> str:
+    return f"{arm}-labels{fraction:g}-seed{seed}"
+
+
+def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = False) -> list[dict]:
+    """Run every arm not yet finished, then write the report.
+
+    ``report_only`` runs nothing: it reports the finished arms and lists the others as unfinished,
+    so a long experiment can be read while it runs (or when part of it was never run).
+    """
     out = Path(out)
-    save_config(exp, out / "experiment.yaml")
-    records = [run_arm(exp, arm, frac, seed, out)
-               for seed in exp.seeds for frac in exp.label_fractions for arm in exp.arms]
+    runs = [(arm, frac, seed) for seed in exp.seeds for frac in exp.label_fractions for arm in exp.arms]
+    if report_only:
+        records = [finished_arm(out, *run) for run in runs]
+    else:
+        save_config(exp, out / "experiment.yaml")
+        records = [run_arm(exp, arm, frac, seed, out) for arm, frac, seed in runs]
     write_report(exp, records, out)
     return records
+
+
+def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:
+    done = out / "arms" / arm_name(arm, fraction, seed) / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    return {"arm": arm, "label_fraction": fraction, "seed": seed, "status": "not run", "reason": "unfinished"}
 
 
 def summarise(records: list[dict]) -> list[dict]:
