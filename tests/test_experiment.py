@@ -82,8 +82,10 @@ def test_label_overrides_lengthen_one_fractions_schedule(tmp_path, experiment):
     assert pose_config(experiment, 0, 0.5).train.epochs == 2
     assert pose_config(experiment, 0, 1.0).train.epochs == 1
     assert pose_config(experiment, 0, 0.5).data.label_fraction == 0.5
-    (tmp_path / "e.yaml").write_text("label_fractions: [1.0]\nlabel_overrides: {'0.1': ['train.epochs=9']}\n")
-    with pytest.raises(ConfigError, match="label_overrides for '0.1', which is not among label_fractions"):
+    experiment.label_overrides = {"0.50": ["train.epochs=3"]}  # keys are read as numbers
+    assert pose_config(experiment, 0, 0.5).train.epochs == 3
+    (tmp_path / "e.yaml").write_text("label_fractions: [1.0]\nlabel_overrides: {'ten': ['train.epochs=9']}\n")
+    with pytest.raises(ConfigError, match="label_overrides: key 'ten' is not a label fraction"):
         load_experiment(str(tmp_path / "e.yaml"))
 
 

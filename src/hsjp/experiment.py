@@ -40,7 +40,7 @@ class ExperimentConfig:
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     seeds: list[int] = field(default_factory=lambda: [0])
     label_fractions: list[float] = field(default_factory=lambda: [1.0])
-    # extra pose overrides for one label fraction, keyed by its str() ('0.1'): with a tenth of the
+    # extra pose overrides for one label fraction, keyed by the fraction ('0.1'): with a tenth of the
     # labels, the same epochs are a tenth of the steps, so a schedule usually wants lengthening
     label_overrides: dict[str, list[str]] = field(default_factory=dict)
     # 'imagenet' asks timm (needs the network); a path names a local timm checkpoint instead
@@ -54,15 +54,19 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> Experiment
     unknown = [a for a in exp.arms if a not in ARMS]
     if unknown:
         raise ConfigError(f"unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
-    stray = sorted(set(exp.label_overrides) - {str(f) for f in exp.label_fractions})
-    if stray:
-        raise ConfigError(f"label_overrides for {stray[0]!r}, which is not among label_fractions "
-                          f"{[str(f) for f in exp.label_fractions]}")
+    for key in exp.label_overrides:
+        try:
+            ok = 0 < float(key) <= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"label_overrides: key {key!r} is not a label fraction in (0, 1]")
     return exp
 
 
 def pose_config(exp: ExperimentConfig, seed: int, fraction: float, extra: list[str] = ()) -> Config:
-    return load_config(exp.pose_config, [*exp.pose_overrides, *exp.label_overrides.get(str(fraction), []),
+    for_fraction = [o for key, overrides in exp.label_overrides.items() if float(key) == fraction for o in overrides]
+    return load_config(exp.pose_config, [*exp.pose_overrides, *for_fraction,
                                          f"train.seed={seed}", f"data.label_fraction={fraction}", *extra])
 
 
