@@ -68,15 +68,17 @@ def show_puzzle(cfg: Config, out: str | Path, ckpt: str | None = None, n: int = 
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         _number_cells(row[0], codec, np.arange(codec.num_patches))
-        _number_cells(row[1], codec, np.argsort(perm))
+        truth = np.argsort(perm)  # the piece in each cell
+        _number_cells(row[1], codec, truth)
         if module is not None:
-            _number_cells(row[3], codec, np.argsort(guess), right=np.argsort(guess) == np.argsort(perm))
+            decoded = np.argsort(guess)
+            _number_cells(row[3], codec, decoded, right=decoded == truth)
     return save_figure(fig, out)
 
 
 def _number_cells(ax: plt.Axes, codec: JigsawCodec, pieces: np.ndarray, right: np.ndarray | None = None) -> None:
     """Write ``pieces[c]`` (the original patch number) at the centre of every cell ``c``."""
-    rows, cols = codec.grid
+    cols = codec.grid[1]
     pw, ph = codec.patch_size
     for c, k in enumerate(pieces):
         colour = "white" if right is None else ("lime" if right[c] else "red")

@@ -152,9 +152,11 @@ def plot_experiment_curves(records: list[dict], out: str | Path) -> list[Path]:
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in records:
-        if r.get("status") != "done" or not (Path(r["dir"]) / "train" / "logs").is_dir():
+        if r.get("status") != "done":
             continue
         csv_path = Path(r["dir"]) / "train" / "logs"
+        if not csv_path.is_dir():
+            continue
         series = read_metrics_csv(csv_path, val_x="step")
         label = f"{r['arm']} (labels {r['label_fraction']:g}, seed {r['seed']})"
         for ax, key in zip(axes, ("val/AP", "val/PCK@0.1")):
