@@ -90,7 +90,8 @@ def plot_learning_curves(csv_path: str | Path, png: str | Path, title: str = "")
 
 def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, skeleton: list[list[int]] | None = None,
                    thr: float = 0.2, color: tuple[int, int, int] = (255, 64, 64)) -> np.ndarray:
-    """RGB image with keypoints (K, 3: x, y, score or visibility) above ``thr`` and their limbs."""
+    """RGB image with keypoints (K, 3: x, y, score or visibility) above ``thr`` and their limbs, all in
+    ``color``, so two skeletons drawn on one image (prediction and ground truth) stay apart."""
     out = image.copy()
     r = max(2, round(min(out.shape[:2]) / 120))
     ok = keypoints[:, 2] > thr
@@ -98,7 +99,7 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, skeleton: list[list
         a, b = a - 1, b - 1  # COCO skeletons are 1-based
         if a < len(keypoints) and b < len(keypoints) and ok[a] and ok[b]:
             cv2.line(out, tuple(int(v) for v in keypoints[a, :2]), tuple(int(v) for v in keypoints[b, :2]),
-                     (64, 200, 255), max(1, r // 2), cv2.LINE_AA)
+                     color, max(1, r // 2), cv2.LINE_AA)
     for x, y, _ in keypoints[ok]:
         cv2.circle(out, (int(x), int(y)), r, color, -1, cv2.LINE_AA)
     return out
