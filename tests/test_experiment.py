@@ -36,7 +36,8 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     results = json.loads((out / "results.json").read_text())
     assert {r["arm"] for r in results["rows"]} == {"scratch", "hsjp", "scratch_equal_compute", "imagenet"}
     table = (out / "results.md").read_text()
-    assert "| hsjp | 1 | synthetic_val |" in table and "not run" in table
+    assert "| hsjp | 1 | synthetic_val | 1 | 2 + 2 |" in table and "not run" in table
+    assert "| scratch_equal_compute | 1 | synthetic_val | 1 | 4 |" in table
     for png in ("curves_finetune.png", "curves_pretext.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert (out / "arms" / "hsjp-labels1-seed0" / "eval" / "synthetic_val" / "predictions.png").is_file()

@@ -20,3 +20,14 @@ class ConfigError(HsjpError):
 
 class CheckpointError(HsjpError):
     """A weights file does not fit the network it is loaded into."""
+
+
+def brief(e: BaseException, limit: int = 160) -> str:
+    """A library's exception as ``Type: first sentence``, so it fits inside our one-line messages.
+
+    Network and pickle errors run to many lines and paragraphs; cutting them mid-word reads as garbage.
+    """
+    text = (str(e).splitlines() or [""])[0].split(". ")[0].rstrip(".")
+    if len(text) > limit:
+        text = text[: limit - 3].rsplit(" ", 1)[0] + "..."
+    return f"{type(e).__name__}: {text}"

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from hsjp.errors import ConfigError
+from hsjp.errors import ConfigError, brief
 from hsjp.models.hrnet import hrnet_backbone
 from hsjp.models.simplebaseline import deconv_head, final_conv, resnet_backbone
 
@@ -84,6 +84,6 @@ def _imagenet_backbone(arch: str, family: str) -> tuple[nn.Module, int]:
         return _BACKBONES[family](arch, True)
     except Exception as e:  # timm/huggingface raise many different network errors
         raise ConfigError(
-            f"ImageNet weights for {arch} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            f"ImageNet weights for {arch} could not be loaded ({brief(e)}); "
             "without network access, download a timm checkpoint elsewhere and pass its path as model.init=PATH"
         ) from None

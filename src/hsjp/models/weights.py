@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from hsjp.errors import CheckpointError
+from hsjp.errors import CheckpointError, brief
 from hsjp.io import atomic_write_bytes
 
 MIN_FILLED = 0.95
@@ -64,7 +64,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({brief(e)})") from None
     meta = {}
     if isinstance(obj, dict) and "state_dict" in obj:
         meta = {"hyper_parameters": json.dumps(obj.get("hyper_parameters", {}), default=str)}
