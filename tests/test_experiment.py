@@ -98,4 +98,4 @@ def test_report_only_runs_nothing_and_lists_unfinished_arms(tmp_path, experiment
     records = run_experiment(experiment, out, report_only=True)
     assert [r["status"] for r in records] == ["done", "not run"] and records[1]["reason"] == "unfinished"
     assert not (out / "pretrain").exists() and not (out / "arms" / "hsjp-labels1-seed0").exists()
-    assert "| hsjp | 1 | not run: unfinished |" in (out / "results.md").read_text()
+    assert "| hsjp | 1 | not run: unfinished (seed 0) |" in (out / "results.md").read_text()

@@ -189,10 +189,10 @@ def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:
 def summarise(records: list[dict]) -> list[dict]:
     """Mean and spread over seeds for each (arm, label fraction, eval set)."""
     groups: dict[tuple, list[dict]] = {}
-    skipped: dict[tuple, str] = {}
+    skipped: dict[tuple, dict[str, list[int]]] = {}  # (arm, fraction) -> reason -> seeds
     for r in records:
         if r.get("status") != "done":
-            skipped[(r["arm"], r["label_fraction"])] = r.get("reason", "")
+            skipped.setdefault((r["arm"], r["label_fraction"]), {}).setdefault(r.get("reason", ""), []).append(r["seed"])
             continue
         for set_name, m in r["eval"].items():
             # hsjp's compute is its pretext plus its finetune: the table shows both, as the
@@ -210,7 +210,9 @@ def summarise(records: list[dict]) -> list[dict]:
                 row[k] = float(np.mean(vals))
                 row[f"{k}_std"] = float(np.std(vals))
         rows.append(row)
-    rows += [{"arm": a, "label_fraction": f, "status": "not run", "reason": why} for (a, f), why in skipped.items()]
+    for (arm, frac), reasons in skipped.items():
+        why = "; ".join(f"{reason} (seed {', '.join(map(str, seeds))})" for reason, seeds in reasons.items())
+        rows.append({"arm": arm, "label_fraction": frac, "status": "not run", "reason": why})
     return rows
 
 
