@@ -194,10 +194,10 @@ def summarise(records: list[dict]) -> list[dict]:
         if r.get("status") != "done":
             skipped.setdefault((r["arm"], r["label_fraction"]), {}).setdefault(r.get("reason", ""), []).append(r["seed"])
             continue
+        # hsjp's compute is its pretext plus its finetune: the table shows both, as the
+        # equal-compute arm is judged against their sum
+        steps = {"steps": r["steps"], "pretrain_steps": r.get("pretrain_steps", 0) if r["arm"] == "hsjp" else 0}
         for set_name, m in r["eval"].items():
-            # hsjp's compute is its pretext plus its finetune: the table shows both, as the
-            # equal-compute arm is judged against their sum
-            steps = {"steps": r["steps"], "pretrain_steps": r.get("pretrain_steps", 0) if r["arm"] == "hsjp" else 0}
             groups.setdefault((r["arm"], r["label_fraction"], set_name), []).append({**m, **steps})
     rows = []
     for (arm, frac, set_name), ms in groups.items():

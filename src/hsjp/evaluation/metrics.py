@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from hsjp.errors import ConfigError, DataError
+from hsjp.errors import ConfigError, DataError, brief
 from hsjp.io import atomic_write_json
 
 __all__ = [
@@ -267,7 +267,7 @@ def load_coco_gt(ann_file: str | os.PathLike) -> COCO:
         try:
             coco.createIndex()
         except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"{path}: not a usable COCO annotation file ({type(e).__name__}: {e})") from None
+            raise DataError(f"{path}: not a usable COCO annotation file ({brief(e)})") from None
     return coco
 
 

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from hsjp.config import Config, from_dict, to_dict
-from hsjp.errors import CheckpointError, DataError
+from hsjp.errors import CheckpointError, DataError, brief
 from hsjp.evaluation.topdown import decode_batch, evaluate_predictions, predict_heatmaps
 from hsjp.jigsaw import placement_accuracy, puzzle_accuracy
 from hsjp.losses import HeatmapMSELoss
@@ -81,7 +81,7 @@ class HeatmapModule(L.LightningModule):
         except FileNotFoundError:
             raise CheckpointError(f"{path}: checkpoint not found") from None
         except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
-            raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+            raise CheckpointError(f"{path}: not a readable checkpoint ({brief(e)})") from None
         try:
             hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
             cfg = dict(hp["cfg"])
