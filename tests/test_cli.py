@@ -12,6 +12,7 @@ from pycocotools.cocoeval import COCOeval
 
 from helpers import shared_path
 from hsjp.cli import main
+from hsjp.evaluation.metrics import score_file
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,14 @@ def test_evaluate_writes_results_and_metrics(tmp_path, checkpoint, synthetic, ca
     assert metrics["AP"] == pytest.approx(ev.stats[0], abs=1e-9)
     picture = cv2.imread(str(tmp_path / "predictions.png"))
     assert picture is not None and min(picture.shape[:2]) > 100
+    # a subset is scored by the same pycocotools path as `hsjp score --keypoints` on the written results
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(synthetic["val_ann"]), "--images",
+                 str(synthetic["val_images"]), "--out", str(tmp_path / "sub"), "--workers", "0", "--show", "0",
+                 "--keypoints", "left_shoulder,5-16"]) == 0
+    sub = json.loads((tmp_path / "sub" / "metrics.json").read_text())
+    assert sub["keypoints"] == list(range(5, 17)) and "keypoints left_shoulder,5-16 only" in capsys.readouterr().out
+    rescored = score_file(synthetic["val_ann"], tmp_path / "sub" / "keypoints_results.json", keypoints="5-16")
+    assert sub["AP"] == pytest.approx(rescored["AP"], abs=1e-9)
 
 
 def test_evaluate_on_detector_boxes(tmp_path, checkpoint):
@@ -70,6 +79,10 @@ def test_score_ground_truth_as_results_is_perfect(tmp_path, capsys):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["AP"] == 1.0 and metrics["AR"] == 1.0
     assert "AP75" in capsys.readouterr().out
+    assert main(["score", "--ann", str(ann), "--results", str(tmp_path / "r.json"), "--keypoints", "5-16"]) == 0
+    assert "keypoints 5-16 only" in capsys.readouterr().out
+    code, err = _run("score", "--ann", str(ann), "--results", str(tmp_path / "r.json"), "--keypoints", "5-20")
+    assert code != 0 and "outside 0-16" in err and len(err.strip().splitlines()) == 1
 
 
 def test_show_puzzle_png(tmp_path, synthetic, tiny_overrides):

@@ -43,14 +43,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from hsjp.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(args.ckpt, args.ann, args.images, args.out, args.boxes, not args.no_flip,
-                        args.batch_size, args.workers, show=args.show)
+                        args.batch_size, args.workers, show=args.show, keypoints=args.keypoints)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
     from hsjp.evaluation.metrics import format_table, score_file
 
-    metrics = score_file(args.ann, args.results, args.out)
-    print(format_table(metrics, f"{Path(args.results).name} against {Path(args.ann).name}"))
+    metrics = score_file(args.ann, args.results, args.out, keypoints=args.keypoints)
+    subset = f", keypoints {args.keypoints} only" if args.keypoints else ""
+    print(format_table(metrics, f"{Path(args.results).name} against {Path(args.ann).name}{subset}"))
 
 
 def cmd_show_puzzle(args: argparse.Namespace) -> None:
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--precision", help="e.g. 32-true, bf16-mixed, 16-mixed (trainer.precision)")
         return s
 
+    def with_keypoints(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--keypoints", metavar="SUBSET",
+                       help="score only these keypoints: 0-based indices, ranges or names, e.g. 5-16 "
+                            "(what LSPET labels); the others count as unlabelled")
+
     s = with_trainer(with_config("finetune", "train a pose network on COCO keypoints"))
     s.add_argument("--init", help="'scratch', 'imagenet' or a weights file (e.g. OUT/backbone.safetensors)")
     s.set_defaults(func=cmd_finetune)
@@ -113,12 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--show", type=int, default=8, metavar="N",
                    help="draw the N highest-scoring predictions with the ground truth into OUT/predictions.png (0: none)")
+    with_keypoints(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("score", help="OKS AP of any COCO keypoint results file")
     s.add_argument("--ann", required=True)
     s.add_argument("--results", required=True)
     s.add_argument("--out")
+    with_keypoints(s)
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("show-puzzle", help="PNG of puzzles, their target and predicted heatmaps")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ from hsjp.data.annotations import load_annotations
 from hsjp.data.crops import CropGeometry, PersonCrops, collate_skipping
 from hsjp.data.targets import ImageOnly
 from hsjp.errors import CheckpointError, DataError
-from hsjp.evaluation.metrics import format_table
+from hsjp.evaluation.metrics import format_table, keypoint_subset, only_keypoints
 from hsjp.evaluation.topdown import decode_batch, detection_records, evaluate_predictions, predict_heatmaps
 from hsjp.io import atomic_write_json
 from hsjp.training.datamodule import heatmap_codec
@@ -20,11 +21,14 @@ from hsjp.training.modules import PoseModule
 
 def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes: str | None = None,
                         flip_test: bool = True, batch_size: int = 32, num_workers: int = 2,
-                        nms_thr: float = 0.9, quiet: bool = False, show: int = 0) -> dict[str, float]:
+                        nms_thr: float = 0.9, quiet: bool = False, show: int = 0,
+                        keypoints: str | None = None) -> dict[str, float]:
     """Predict every person box of ``ann`` (or of ``boxes``), write COCO results and metrics.
 
     ``show`` > 0 also draws that many predicted persons into ``OUT/predictions.png``: a number can
     hide a systematic error (swapped sides, a constant offset) that one look reveals.
+    ``keypoints`` scores only that subset (e.g. ``5-16``, what LSPET labels), so a model is not
+    judged on joints its training data never showed it; the results file still holds all of them.
     """
     out = Path(out)
     module = PoseModule.from_checkpoint(ckpt)
@@ -33,6 +37,10 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     anns = load_annotations(ann, images)
     if anns.num_keypoints != module.model.num_outputs:
         raise CheckpointError(f"{ckpt}: predicts {module.model.num_outputs} keypoints but {ann} has {anns.num_keypoints}")
+    subset = {}
+    if keypoints is not None:
+        subset["keypoints"] = keypoint_subset(keypoints, anns.num_keypoints, anns.keypoint_names)
+        anns = dataclasses.replace(anns, coco=only_keypoints(anns.coco, subset["keypoints"]))
     records = detection_records(boxes, anns) if boxes else anns.persons(require_keypoints=True)
     if not records:
         raise DataError(f"{boxes or ann}: no person boxes to evaluate")
@@ -49,8 +57,10 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     results, metrics = evaluate_predictions(preds, anns, cfg.data.oks_sigmas, nms_thr if boxes else None)
     atomic_write_json(out / "keypoints_results.json", results, indent=None)
     source = f"detector boxes from {boxes}" if boxes else "ground-truth boxes"
+    if subset:
+        source += f", keypoints {keypoints} only"
     atomic_write_json(out / "metrics.json", {**metrics, "boxes": source, "checkpoint": str(ckpt),
-                                             "annotations": str(ann), "flip_test": flip_test})
+                                             "annotations": str(ann), "flip_test": flip_test, **subset})
     if show > 0 and results:
         from hsjp.viz import plot_predictions
 

@@ -21,9 +21,11 @@ from hsjp.evaluation.metrics import (
     STAT_NAMES,
     coco_keypoint_stats,
     format_table,
+    keypoint_subset,
     load_coco_gt,
     load_results,
     oks_sigmas,
+    only_keypoints,
     score_file,
     validate_results,
 )
@@ -223,6 +225,56 @@ def test_pycocotools_output_is_silenced(tmp_path, capsys):
     gt = _tiny_coco()
     score_file(_write(tmp_path / "gt.json", gt), _write(tmp_path / "r.json", _gt_as_results(gt)))
     assert capsys.readouterr().out == ""
+
+
+def _shift(results: list[dict], keypoints: range, by: float) -> list[dict]:
+    out = copy.deepcopy(results)
+    for r in out:
+        for k in keypoints:
+            r["keypoints"][3 * k] += by
+    return out
+
+
+def test_keypoint_subset_scores_only_those_joints(tmp_path):
+    gt = _tiny_coco()  # person 1 labels keypoints 0-16, person 2 labels 0-11
+    gt_file = _write(tmp_path / "gt.json", gt)
+    bad_face = _write(tmp_path / "face.json", _shift(_gt_as_results(gt), range(0, 5), 40.0))
+    bad_limbs = _write(tmp_path / "limbs.json", _shift(_gt_as_results(gt), range(5, 17), 40.0))
+    assert score_file(gt_file, bad_face)["AP"] < 0.9  # all 17: the wrong face costs AP
+    assert score_file(gt_file, bad_face, out_dir=tmp_path / "o", keypoints="5-16")["AP"] == 1.0
+    assert score_file(gt_file, bad_limbs, keypoints="5-16")["AP"] == 0.0
+    written = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert written["keypoints"] == list(range(5, 17)) and written["AP"] == 1.0
+    # equals pycocotools on a ground truth blanked by hand, stat for stat
+    blanked = copy.deepcopy(gt)
+    for a in blanked["annotations"]:
+        a["keypoints"][:15] = [0] * 15
+        a["num_keypoints"] = sum(v > 0 for v in a["keypoints"][2::3])
+    noisy = _perturb(gt, seed=3)
+    got = _as_vec(score_file(gt_file, _write(tmp_path / "n.json", noisy), keypoints="5-16"))
+    np.testing.assert_allclose(got, _pycocotools_stats(_write(tmp_path / "b.json", blanked), noisy), atol=1e-6, rtol=0)
+
+
+def test_person_without_a_kept_keypoint_is_ignored(tmp_path):
+    """A person labelled only outside the subset must not count as a missed detection."""
+    gt = _tiny_coco()
+    coco = load_coco_gt(_write(tmp_path / "gt.json", gt))
+    face_only = only_keypoints(coco, [12, 13, 14, 15, 16])
+    assert [a["num_keypoints"] for a in face_only.dataset["annotations"]] == [5, 0, 0]
+    assert coco.dataset["annotations"][1]["num_keypoints"] == 12  # the original is untouched
+    results = [r for r in _gt_as_results(gt) if r["image_id"] == 1]  # nothing for person 2
+    assert coco_keypoint_stats(coco, results)["AR"] < 0.6  # all 17: person 2 counts as missed
+    metrics = coco_keypoint_stats(face_only, results)  # one GT left: precision is 1 / (1 + eps)
+    assert metrics["AP"] == pytest.approx(1.0, abs=1e-12) and metrics["AR"] == 1.0
+
+
+def test_keypoint_subset_parsing():
+    names = [f"k{i}" for i in range(17)]
+    assert keypoint_subset("5-16", 17) == list(range(5, 17))
+    assert keypoint_subset(" 7, 1-2,k0,k16 ", 17, names) == [0, 1, 2, 7, 16]
+    for spec, needle in (("5-17", "outside 0-16"), ("-1", "neither"), ("nose", "neither"), ("3-1", "outside")):
+        with pytest.raises(ConfigError, match=needle):
+            keypoint_subset(spec, 17, names)
 
 
 def test_format_table():

@@ -32,6 +32,8 @@ __all__ = [
     "STAT_NAMES",
     "COCO_SIGMAS",
     "oks_sigmas",
+    "keypoint_subset",
+    "only_keypoints",
     "coco_keypoint_stats",
     "validate_results",
     "load_results",
@@ -87,18 +89,78 @@ def oks_sigmas(num_keypoints: int, sigmas: Sequence[float] | None = None) -> np.
     return np.full(num_keypoints, COCO_SIGMAS.mean())
 
 
-def _gt_num_keypoints(coco_gt: COCO) -> int:
-    """Keypoint count of the ground truth: from the categories' ``keypoints`` names, else from
-    the first annotation, else COCO's 17."""
+def _gt_keypoint_names(coco_gt: COCO) -> list[str]:
+    """Keypoint names of the first category that lists them ([] when none does)."""
     for cat in coco_gt.dataset.get("categories", []):
         names = cat.get("keypoints") if isinstance(cat, dict) else None
         if names:
-            return len(names)
+            return [str(n) for n in names]
+    return []
+
+
+def _gt_num_keypoints(coco_gt: COCO) -> int:
+    """Keypoint count of the ground truth: from the categories' ``keypoints`` names, else from
+    the first annotation, else COCO's 17."""
+    names = _gt_keypoint_names(coco_gt)
+    if names:
+        return len(names)
     for ann in coco_gt.dataset.get("annotations", []):
         kps = ann.get("keypoints") if isinstance(ann, dict) else None
         if kps:
             return len(kps) // 3
     return len(COCO_SIGMAS)
+
+
+def keypoint_subset(spec: str, num_keypoints: int, names: Sequence[str] = ()) -> list[int]:
+    """Parse ``--keypoints``: comma-separated 0-based indices, ranges (``5-16``) or keypoint names.
+
+    Indices rather than a fixed "limbs only" switch because the subset a model was trained on
+    depends on its training data (LSPET labels COCO keypoints 5-16; other sets label others).
+    """
+    index = {n: i for i, n in enumerate(names)}
+    keep: set[int] = set()
+    for token in (t.strip() for t in str(spec).split(",")):
+        lo, dash, hi = token.partition("-")
+        try:
+            if token in index:
+                picked = [index[token]]
+            elif dash:
+                picked = list(range(int(lo), int(hi) + 1))
+            else:
+                picked = [int(token)]
+        except ValueError:
+            raise ConfigError(f"keypoint subset {spec!r}: {token!r} is neither an index, a range "
+                              f"like 5-16, nor a keypoint name") from None
+        if not picked or min(picked) < 0 or max(picked) >= num_keypoints:
+            raise ConfigError(f"keypoint subset {spec!r}: {token!r} is outside 0-{num_keypoints - 1}")
+        keep.update(picked)
+    return sorted(keep)
+
+
+def only_keypoints(coco_gt: COCO, keep: Sequence[int]) -> COCO:
+    """A copy of the ground truth in which every keypoint outside ``keep`` is unlabelled.
+
+    The honest way to score a model on the joints it was taught: COCOeval already leaves
+    unlabelled keypoints out of the OKS and ignores persons with ``num_keypoints == 0``, so
+    blanking the others (and recounting ``num_keypoints``) makes pycocotools itself compute AP
+    over the subset. Sigmas stay per keypoint, so each kept joint is judged exactly as in COCO.
+    The number is not comparable with published COCO AP, which covers all keypoints.
+    """
+    kept = set(keep)
+    drop = [k for k in range(_gt_num_keypoints(coco_gt)) if k not in kept]
+    dataset = copy.deepcopy(coco_gt.dataset)
+    for ann in dataset.get("annotations", []):
+        kps = ann.get("keypoints")
+        if not kps:
+            continue
+        for k in drop:
+            kps[3 * k: 3 * k + 3] = [0, 0, 0]
+        ann["num_keypoints"] = sum(1 for v in kps[2::3] if v > 0)
+    out = COCO()
+    out.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        out.createIndex()
+    return out
 
 
 def coco_keypoint_stats(coco_gt: COCO, results: list[dict], sigmas: Sequence[float] | None = None) -> dict[str, float]:
@@ -296,17 +358,25 @@ def score_file(
     results_file: str | os.PathLike,
     out_dir: str | os.PathLike | None = None,
     sigmas: Sequence[float] | None = None,
+    keypoints: str | None = None,
 ) -> dict[str, float]:
     """Score a COCO keypoint results file against a COCO annotation file (``hsjp score``).
 
     Validates everything first so any problem is one DataError naming the file and record, then
     computes the stats with pycocotools and, when ``out_dir`` is given, writes
     ``out_dir/metrics.json`` atomically so an interrupted run never leaves half a metrics file.
+    ``keypoints`` (see :func:`keypoint_subset`) scores only those joints; the file then records
+    which, so a subset AP is never mistaken for a full one.
     """
     coco_gt = load_coco_gt(ann_file)
+    num_kpts = _gt_num_keypoints(coco_gt)
     raw = load_results(results_file)
-    results = validate_results(raw, str(results_file), _gt_num_keypoints(coco_gt), set(coco_gt.getImgIds()))
+    results = validate_results(raw, str(results_file), num_kpts, set(coco_gt.getImgIds()))
+    extra: dict[str, Any] = {}
+    if keypoints is not None:
+        extra["keypoints"] = keypoint_subset(keypoints, num_kpts, _gt_keypoint_names(coco_gt))
+        coco_gt = only_keypoints(coco_gt, extra["keypoints"])
     metrics = coco_keypoint_stats(coco_gt, results, sigmas=sigmas)
     if out_dir is not None:
-        atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+        atomic_write_json(Path(out_dir) / "metrics.json", {**metrics, **extra})
     return metrics
