@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from hsjp.errors import ConfigError
 from hsjp.experiment import EvalSet, ExperimentConfig, load_experiment, run_experiment
 
 
@@ -21,6 +22,7 @@ def experiment(tiny_overrides, synthetic, tmp_path):
 
 def test_arms_run_resume_and_report(tmp_path, experiment):
     out = tmp_path / "exp"
+    experiment.eval_sets.append(EvalSet("limbs", experiment.eval_sets[0].ann, experiment.eval_sets[0].images, "5-16"))
     run_experiment(experiment, out)
     scratch_done = out / "arms" / "scratch-labels1-seed0" / "done.json"
     stamp = scratch_done.stat().st_mtime_ns
@@ -41,6 +43,9 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     for png in ("curves_finetune.png", "curves_pretext.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert (out / "arms" / "hsjp-labels1-seed0" / "eval" / "synthetic_val" / "predictions.png").is_file()
+    assert "| hsjp | 1 | limbs | 1 | 2 + 2 |" in table
+    limbs = json.loads((out / "arms" / "hsjp-labels1-seed0" / "eval" / "limbs" / "metrics.json").read_text())
+    assert limbs["keypoints"] == list(range(5, 17))
     # the hsjp arm really started from the pretext backbone
     hsjp_cfg = (out / "arms" / "hsjp-labels1-seed0" / "train" / "config.yaml").read_text()
     assert "backbone.safetensors" in hsjp_cfg
@@ -55,6 +60,13 @@ def test_interrupted_arm_resumes_from_its_checkpoint(tmp_path, experiment, capsy
     printed = capsys.readouterr().out
     assert "scratch-labels1-seed0: done, skipped" in printed and "resuming from" in printed
     assert done.is_file()
+
+
+def test_bad_keypoint_subset_fails_before_any_arm_runs(tmp_path, experiment):
+    experiment.eval_sets[0].keypoints = "5-99"
+    with pytest.raises(ConfigError, match="outside 0-16"):
+        run_experiment(experiment, tmp_path / "exp")
+    assert not (tmp_path / "exp" / "arms").exists()
 
 
 def test_unknown_arm_is_refused(tmp_path):

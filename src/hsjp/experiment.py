@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from hsjp.config import Config, load_config, save_config
+from hsjp.data.annotations import load_annotations
 from hsjp.errors import CheckpointError, ConfigError
+from hsjp.evaluation.metrics import keypoint_subset
 from hsjp.io import atomic_write_json, atomic_write_text
 
 ARMS = ("scratch", "hsjp", "scratch_equal_compute", "imagenet")
@@ -29,6 +31,9 @@ class EvalSet:
     name: str = ""
     ann: str = ""
     images: str = ""
+    # score only these keypoints (``hsjp evaluate --keypoints``), e.g. '5-16' on COCO for a model
+    # finetuned on LSPET, which never labels the face
+    keypoints: str | None = None
 
 
 @dataclass
@@ -153,7 +158,8 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     record.update(status="done", steps=metrics["global_step"], eval={})
     for s in eval_sets(exp, cfg):
         record["eval"][s.name] = evaluate_checkpoint(str(ckpt), s.ann, s.images, arm_dir / "eval" / s.name,
-                                                     num_workers=cfg.data.num_workers, quiet=True, show=8)
+                                                     num_workers=cfg.data.num_workers, quiet=True, show=8,
+                                                     keypoints=s.keypoints)
     atomic_write_json(done, record)
     return record
 
@@ -173,6 +179,10 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     if report_only:
         records = [finished_arm(out, *run) for run in runs]
     else:
+        for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
+            if s.keypoints is not None:
+                anns = load_annotations(s.ann, s.images, check_images=False)
+                keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
         save_config(exp, out / "experiment.yaml")
         records = [run_arm(exp, arm, frac, seed, out) for arm, frac, seed in runs]
     write_report(exp, records, out)
