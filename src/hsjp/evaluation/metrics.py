@@ -131,7 +131,9 @@ def keypoint_subset(spec: str, num_keypoints: int, names: Sequence[str] = ()) ->
         except ValueError:
             raise ConfigError(f"keypoint subset {spec!r}: {token!r} is neither an index, a range "
                               f"like 5-16, nor a keypoint name") from None
-        if not picked or min(picked) < 0 or max(picked) >= num_keypoints:
+        if not picked:
+            raise ConfigError(f"keypoint subset {spec!r}: {token!r} is an empty range")
+        if min(picked) < 0 or max(picked) >= num_keypoints:
             raise ConfigError(f"keypoint subset {spec!r}: {token!r} is outside 0-{num_keypoints - 1}")
         keep.update(picked)
     return sorted(keep)
