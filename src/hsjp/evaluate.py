@@ -57,8 +57,6 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     results, metrics = evaluate_predictions(preds, anns, cfg.data.oks_sigmas, nms_thr if boxes else None)
     atomic_write_json(out / "keypoints_results.json", results, indent=None)
     source = f"detector boxes from {boxes}" if boxes else "ground-truth boxes"
-    if subset:
-        source += f", keypoints {keypoints} only"
     atomic_write_json(out / "metrics.json", {**metrics, "boxes": source, "checkpoint": str(ckpt),
                                              "annotations": str(ann), "flip_test": flip_test, **subset})
     if show > 0 and results:
@@ -66,7 +64,8 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
 
         plot_predictions(results, anns, out / "predictions.png", show)
     if not quiet:
-        print(format_table(metrics, f"{Path(ann).name}: {len(records)} persons, {source}"))
+        only = f", keypoints {keypoints} only" if subset else ""
+        print(format_table(metrics, f"{Path(ann).name}: {len(records)} persons, {source}{only}"))
         if "PCK@0.1" in metrics:
             print(f"PCK@0.1 {metrics['PCK@0.1']:.3f}")
     return metrics
