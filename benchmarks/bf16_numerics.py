@@ -15,9 +15,10 @@ import json
 import torch
 from torch.utils.data import DataLoader
 
+from hsjp.codecs import jigsaw_codec
 from hsjp.data.crops import collate_skipping
 from hsjp.jigsaw import placement_accuracy
-from hsjp.training.datamodule import CropDataModule, jigsaw_codec
+from hsjp.training.datamodule import CropDataModule
 from hsjp.training.modules import JigsawModule
 
 

@@ -48,7 +48,7 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert limbs["keypoints"] == list(range(5, 17))
     # the hsjp arm really started from the pretext backbone
     hsjp_cfg = (out / "arms" / "hsjp-labels1-seed0" / "train" / "config.yaml").read_text()
-    assert "backbone.safetensors" in hsjp_cfg
+    assert "network.safetensors" in hsjp_cfg
 
 
 def test_interrupted_arm_resumes_from_its_checkpoint(tmp_path, experiment, capsys):
@@ -98,7 +98,7 @@ def test_label_overrides_lengthen_one_fractions_schedule(tmp_path, experiment):
     experiment.label_overrides = {"0.50": ["train.epochs=3"]}  # keys are read as numbers
     assert pose_config(experiment, 0, 0.5).train.epochs == 3
     (tmp_path / "e.yaml").write_text("label_fractions: [1.0]\nlabel_overrides: {'ten': ['train.epochs=9']}\n")
-    with pytest.raises(ConfigError, match="label_overrides: key 'ten' is not a label fraction"):
+    with pytest.raises(ConfigError, match="label_overrides: 'ten' is not a label fraction"):
         load_experiment(str(tmp_path / "e.yaml"))
 
 
@@ -111,3 +111,77 @@ def test_report_only_runs_nothing_and_lists_unfinished_arms(tmp_path, experiment
     assert [r["status"] for r in records] == ["done", "not run"] and records[1]["reason"] == "unfinished"
     assert not (out / "pretrain").exists() and not (out / "arms" / "hsjp-labels1-seed0").exists()
     assert "| hsjp | 1 | not run: unfinished (seed 0) |" in (out / "results.md").read_text()
+
+
+def test_planned_runs_seed_major_with_per_fraction_seeds_and_arms(experiment):
+    from hsjp.experiment import planned_runs
+
+    experiment.arms = ["scratch", "hsjp", "scratch_equal_compute"]
+    experiment.seeds = [0]
+    experiment.label_fractions = [1.0, 0.1]
+    experiment.fraction_seeds = {"0.1": [0, 1, 2]}
+    experiment.arm_fractions = {"scratch_equal_compute": [0.1]}
+    assert planned_runs(experiment) == [
+        ("scratch", 1.0, 0), ("hsjp", 1.0, 0),
+        ("scratch", 0.1, 0), ("hsjp", 0.1, 0), ("scratch_equal_compute", 0.1, 0),
+        ("scratch", 0.1, 1), ("hsjp", 0.1, 1), ("scratch_equal_compute", 0.1, 1),
+        ("scratch", 0.1, 2), ("hsjp", 0.1, 2), ("scratch_equal_compute", 0.1, 2),
+    ]
+
+
+def test_bad_per_fraction_settings_are_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("arm_fractions: {scratch_equal_compute: [2.0]}\n")
+    with pytest.raises(ConfigError, match="arm_fractions: 2.0 is not a label fraction"):
+        load_experiment(str(tmp_path / "a.yaml"))
+    (tmp_path / "b.yaml").write_text("arm_fractions: {magic: [0.1]}\n")
+    with pytest.raises(ConfigError, match="arm_fractions: unknown arm 'magic'"):
+        load_experiment(str(tmp_path / "b.yaml"))
+
+
+def _fake_run(root, arm, fraction, seed, curve):
+    run = root / f"{arm}-{fraction}-{seed}"
+    (run / "train" / "logs").mkdir(parents=True)
+    rows = ["epoch,step,val/PCK@0.1"] + [f"{i},{step - 1},{pck}" for i, (step, pck) in enumerate(curve)]
+    (run / "train" / "logs" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    return {"arm": arm, "label_fraction": fraction, "seed": seed, "status": "done", "dir": str(run)}
+
+
+def test_steps_to_reach_scratch_reads_each_seeds_own_curves(tmp_path):
+    from hsjp.experiment import _reach_cell, steps_to_reach_scratch
+
+    records = [
+        _fake_run(tmp_path, "scratch", 0.1, 0, [(100, 0.20), (200, 0.30), (300, 0.40)]),
+        _fake_run(tmp_path, "hsjp", 0.1, 0, [(100, 0.35), (200, 0.41), (300, 0.45)]),
+        _fake_run(tmp_path, "scratch", 0.1, 1, [(100, 0.10), (200, 0.20), (300, 0.50)]),
+        _fake_run(tmp_path, "hsjp", 0.1, 1, [(100, 0.30), (200, 0.45), (300, 0.49)]),  # never reaches 0.50
+        _fake_run(tmp_path, "hsjp", 1.0, 0, [(100, 0.9)]),  # no scratch at 1.0: nothing to compare with
+    ]
+    reach = steps_to_reach_scratch(records)
+    assert reach[("hsjp", 0.1)] == [200, None]
+    assert reach[("scratch", 0.1)] == [300, 300]
+    assert ("hsjp", 1.0) not in reach
+    assert _reach_cell(reach[("hsjp", 0.1)]) == "200 (1/2 seeds; others never)"
+    assert _reach_cell([None]) == "never" and _reach_cell(None) == "-" and _reach_cell([1000, 3000]) == "2,000"
+
+
+def test_label_efficiency_with_the_classification_arm(tmp_path, experiment):
+    out = tmp_path / "exp"
+    experiment.arms = ["scratch", "jigsaw_cls"]
+    experiment.seeds = [0, 1]
+    experiment.label_fractions = [1.0, 0.5]
+    experiment.fraction_seeds = {"1.0": [0]}
+    records = run_experiment(experiment, out)
+    assert [(r["arm"], r["label_fraction"], r["seed"]) for r in records] == [
+        ("scratch", 1.0, 0), ("jigsaw_cls", 1.0, 0), ("scratch", 0.5, 0), ("jigsaw_cls", 0.5, 0),
+        ("scratch", 0.5, 1), ("jigsaw_cls", 0.5, 1)]
+    # one classification pretext per seed, reused by every label fraction of that seed
+    assert sorted(p.name for p in (out / "pretrain_jigsaw_cls").iterdir()) == ["seed0", "seed1"]
+    assert not (out / "pretrain").exists()
+    cfg = (out / "arms" / "jigsaw_cls-labels0.5-seed1" / "train" / "config.yaml").read_text()
+    assert "pretrain_jigsaw_cls/seed1/network.safetensors" in cfg and "transfer: backbone" in cfg
+    cls = next(r for r in records if r["arm"] == "jigsaw_cls")
+    assert 0 <= cls["pretrain_permutation_acc"] <= 1
+    table = (out / "results.md").read_text()
+    assert "| jigsaw_cls | 0.5 | synthetic_val | 2 | 2 + 1 |" in table
+    assert "finetune steps to scratch's final val PCK@0.1" in table
+    assert (out / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,6 +18,8 @@ from hsjp.errors import ConfigError
 from hsjp.io import atomic_write_text
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+TASKS = ("pose", "jigsaw", "jigsaw_cls")
+PRETEXT_TASKS = ("jigsaw", "jigsaw_cls")  # label-free: trained on crops alone, exported for ``model.init``
 
 
 @dataclass
@@ -26,6 +28,10 @@ class ModelConfig:
     # 'scratch' (Kaiming), 'imagenet' (timm weights, needs the network) or a path to a weights file
     init: str = "scratch"
     deconv_channels: int = 256
+    # what a pretrained weights file (``init`` = a path) fills: 'backbone', or 'network' = everything
+    # but the final 1x1 conv (for SimpleBaseline also the deconvolutions, which the pretext trained to
+    # turn features into heatmap peaks; for HRNet the same as 'backbone')
+    transfer: str = "backbone"
     # keep BatchNorm layers on their running statistics while training (mmpose's norm_eval): per-sample
     # outputs then do not depend on the batch, the CPU answer to SyncBatchNorm for tiny per-device batches
     norm_eval: bool = False
@@ -73,7 +79,8 @@ class JigsawConfig:
     allow_identity: bool = False
     gap: int = 0
     color_jitter: float = 0.0
-    permutations: int = 0  # 0: uniform; N: a fixed maximal-Hamming set of N
+    # 0: uniform (task jigsaw_cls: the set of min(100, K!-1)); N: a fixed maximal-Hamming set of N
+    permutations: int = 0
     permutation_seed: int = 0
 
 
@@ -97,6 +104,9 @@ class TrainConfig:
     channels_last: bool = False
     seed: int = 0
     resume: bool = True
+    # also save checkpoints/last.ckpt every N optimiser steps (0: at epoch ends only), so that a crash
+    # loses at most N steps: 1000 is about 3 minutes of the CPU configs (benchmarks/RESULTS.md)
+    checkpoint_every_n_steps: int = 1000
 
 
 @dataclass
@@ -114,7 +124,9 @@ class TrainerConfig:
 
 @dataclass
 class Config:
-    task: str = "pose"  # 'pose' (finetune on keypoints) or 'jigsaw' (HSJP pretext)
+    # 'pose' (finetune on keypoints), 'jigsaw' (HSJP pretext) or 'jigsaw_cls' (classification jigsaw:
+    # the permutation's index from pooled features, Noroozi & Favaro 2016; the HSJP paper's baseline)
+    task: str = "pose"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

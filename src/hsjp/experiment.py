@@ -22,7 +22,9 @@ from hsjp.errors import CheckpointError, ConfigError
 from hsjp.evaluation.metrics import keypoint_subset
 from hsjp.io import atomic_write_json, atomic_write_text
 
-ARMS = ("scratch", "hsjp", "scratch_equal_compute", "imagenet")
+ARMS = ("scratch", "hsjp", "jigsaw_cls", "scratch_equal_compute", "imagenet")
+#: The arms whose finetune starts from a label-free pretext of this experiment, and that pretext's task.
+PRETEXT_ARMS = {"hsjp": "jigsaw", "jigsaw_cls": "jigsaw_cls"}
 REPORTED = ("AP", "AP50", "AP75", "APM", "APL", "AR", "PCK@0.1")
 
 
@@ -42,12 +44,19 @@ class ExperimentConfig:
     pose_overrides: list[str] = field(default_factory=list)
     pretext_config: str = "hsjp_cpu_r18_128x96"
     pretext_overrides: list[str] = field(default_factory=list)
+    # the classification-jigsaw arm's pretext: the HSJP pretext config (same crops, grid, shuffling) with
+    # task=jigsaw_cls, then these
+    cls_pretext_overrides: list[str] = field(default_factory=list)
     arms: list[str] = field(default_factory=lambda: list(ARMS))
     seeds: list[int] = field(default_factory=lambda: [0])
     label_fractions: list[float] = field(default_factory=lambda: [1.0])
     # extra pose overrides for one label fraction, keyed by the fraction ('0.1'): with a tenth of the
     # labels, the same epochs are a tenth of the steps, so a schedule usually wants lengthening
     label_overrides: dict[str, list[str]] = field(default_factory=dict)
+    # seeds for one label fraction instead of ``seeds`` (small budgets are noisier: more seeds there)
+    fraction_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # run an arm only at these label fractions (e.g. scratch_equal_compute at 0.1); default: all of them
+    arm_fractions: dict[str, list[float]] = field(default_factory=dict)
     # 'imagenet' asks timm (needs the network); a path names a local timm checkpoint instead
     imagenet_init: str = "imagenet"
     # empty: the pose config's validation set alone
@@ -59,14 +68,36 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> Experiment
     unknown = [a for a in exp.arms if a not in ARMS]
     if unknown:
         raise ConfigError(f"unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
-    for key in exp.label_overrides:
-        try:
-            ok = 0 < float(key) <= 1
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ConfigError(f"label_overrides: key {key!r} is not a label fraction in (0, 1]")
+    for name, keys in (("label_overrides", exp.label_overrides), ("fraction_seeds", exp.fraction_seeds),
+                       ("arm_fractions", [f for fs in exp.arm_fractions.values() for f in fs])):
+        for key in keys:
+            try:
+                ok = 0 < float(key) <= 1
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"{name}: {key!r} is not a label fraction in (0, 1]")
+    unknown = [a for a in exp.arm_fractions if a not in ARMS]
+    if unknown:
+        raise ConfigError(f"arm_fractions: unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
     return exp
+
+
+def planned_runs(exp: ExperimentConfig) -> list[tuple[str, float, int]]:
+    """Every (arm, label fraction, seed) the experiment runs, seed-major so that one seed's pretrain
+    serves all of that seed's label fractions before the next seed's is trained."""
+    runs = []
+    for seed in sorted({s for f in exp.label_fractions for s in seeds_for(exp, f)}):
+        for frac in exp.label_fractions:
+            if seed not in seeds_for(exp, frac):
+                continue
+            runs += [(arm, frac, seed) for arm in exp.arms
+                     if arm not in exp.arm_fractions or any(float(f) == frac for f in exp.arm_fractions[arm])]
+    return runs
+
+
+def seeds_for(exp: ExperimentConfig, fraction: float) -> list[int]:
+    return next((list(seeds) for key, seeds in exp.fraction_seeds.items() if float(key) == fraction), list(exp.seeds))
 
 
 def pose_config(exp: ExperimentConfig, seed: int, fraction: float, extra: list[str] = ()) -> Config:
@@ -75,9 +106,10 @@ def pose_config(exp: ExperimentConfig, seed: int, fraction: float, extra: list[s
                                          f"train.seed={seed}", f"data.label_fraction={fraction}", *extra])
 
 
-def pretext_config(exp: ExperimentConfig, seed: int) -> Config:
-    cfg = load_config(exp.pretext_config, [*exp.pretext_overrides, f"train.seed={seed}"])
-    cfg.task = "jigsaw"
+def pretext_config(exp: ExperimentConfig, seed: int, task: str = "jigsaw") -> Config:
+    extra = exp.cls_pretext_overrides if task == "jigsaw_cls" else []
+    cfg = load_config(exp.pretext_config, [*exp.pretext_overrides, f"task={task}", *extra, f"train.seed={seed}"])
+    cfg.task = task
     return cfg
 
 
@@ -105,15 +137,16 @@ def equal_compute_overrides(cfg: Config, extra_steps: int) -> list[str]:
     return out
 
 
-def run_pretrain(exp: ExperimentConfig, seed: int, out: Path) -> dict:
-    from hsjp.training.run import train
+def run_pretrain(exp: ExperimentConfig, seed: int, out: Path, task: str = "jigsaw") -> dict:
+    """One pretext per seed and task, trained once and reused by every label fraction of that seed."""
+    from hsjp.training.run import PRETRAINED_FILE, train
 
-    run = out / "pretrain" / f"seed{seed}"
+    run = out / ("pretrain" if task == "jigsaw" else f"pretrain_{task}") / f"seed{seed}"
     done = run / "pretext_metrics.json"
-    if not (done.is_file() and (run / "backbone.safetensors").is_file()):
-        print(f"== pretrain seed {seed} -> {run}")
-        train(pretext_config(exp, seed), run)
-    return {**json.loads(done.read_text()), "backbone": str(run / "backbone.safetensors"), "dir": str(run)}
+    if not (done.is_file() and (run / PRETRAINED_FILE).is_file()):
+        print(f"== pretrain {task} seed {seed} -> {run}")
+        train(pretext_config(exp, seed, task), run)
+    return {**json.loads(done.read_text()), "weights": str(run / PRETRAINED_FILE), "dir": str(run)}
 
 
 def eval_sets(exp: ExperimentConfig, cfg: Config) -> list[EvalSet]:
@@ -133,12 +166,15 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
         return json.loads(done.read_text())
     record = {"arm": arm, "label_fraction": fraction, "seed": seed, "dir": str(arm_dir)}
     extra: list[str] = []
-    if arm in ("hsjp", "scratch_equal_compute"):
-        pre = run_pretrain(exp, seed, out)
+    if arm in ("hsjp", "jigsaw_cls", "scratch_equal_compute"):
+        pre = run_pretrain(exp, seed, out, PRETEXT_ARMS.get(arm, "jigsaw"))
         record["pretrain_steps"] = pre["global_step"]
         record["pretrain_placement_acc"] = pre.get("placement_acc")
         if arm == "hsjp":
-            extra.append(f"model.init={pre['backbone']}")
+            extra.append(f"model.init={pre['weights']}")
+        elif arm == "jigsaw_cls":  # its head is a classifier: only the backbone transfers
+            extra += [f"model.init={pre['weights']}", "model.transfer=backbone"]
+            record["pretrain_permutation_acc"] = pre.get("permutation_acc")
         else:
             extra += equal_compute_overrides(pose_config(exp, seed, fraction), pre["global_step"])
     elif arm == "imagenet":
@@ -175,7 +211,7 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     so a long experiment can be read while it runs (or when part of it was never run).
     """
     out = Path(out)
-    runs = [(arm, frac, seed) for seed in exp.seeds for frac in exp.label_fractions for arm in exp.arms]
+    runs = planned_runs(exp)
     if report_only:
         records = [finished_arm(out, *run) for run in runs]
     else:
@@ -196,24 +232,56 @@ def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:
     return {"arm": arm, "label_fraction": fraction, "seed": seed, "status": "not run", "reason": "unfinished"}
 
 
+def steps_to_reach_scratch(records: list[dict]) -> dict[tuple[str, float], list[int | None]]:
+    """Per (arm, label fraction), one entry per seed: the first finetune step at which the run's own
+    validation PCK@0.1 reached the final validation PCK@0.1 of scratch with the same labels and seed
+    (None: never). A head start is worth the finetune steps it saves; this reads them off the curves."""
+    from hsjp.viz import read_metrics_csv
+
+    curves = {}
+    for r in records:
+        if r.get("status") == "done":
+            curve = read_metrics_csv(Path(r["dir"]) / "train" / "logs", val_x="step").get("val/PCK@0.1", [])
+            curves[(r["arm"], r["label_fraction"], r["seed"])] = curve
+    reached: dict[tuple[str, float], list[int | None]] = {}
+    for (arm, frac, seed), curve in curves.items():
+        reference = curves.get(("scratch", frac, seed))
+        if reference and curve:
+            target = reference[-1][1]
+            reached.setdefault((arm, frac), []).append(next((int(x) for x, y in curve if y >= target), None))
+    return reached
+
+
+def _reach_cell(steps: list[int | None] | None) -> str:
+    if not steps:
+        return "-"
+    hit = [s for s in steps if s is not None]
+    if not hit:
+        return "never"
+    mean = f"{int(np.mean(hit)):,}"
+    return mean if len(hit) == len(steps) else f"{mean} ({len(hit)}/{len(steps)} seeds; others never)"
+
+
 def summarise(records: list[dict]) -> list[dict]:
     """Mean and spread over seeds for each (arm, label fraction, eval set)."""
+    reach = steps_to_reach_scratch(records)
     groups: dict[tuple, list[dict]] = {}
     skipped: dict[tuple, dict[str, list[int]]] = {}  # (arm, fraction) -> reason -> seeds
     for r in records:
         if r.get("status") != "done":
             skipped.setdefault((r["arm"], r["label_fraction"]), {}).setdefault(r.get("reason", ""), []).append(r["seed"])
             continue
-        # hsjp's compute is its pretext plus its finetune: the table shows both, as the
+        # a pretext arm's compute is its pretext plus its finetune: the table shows both, as the
         # equal-compute arm is judged against their sum
-        steps = {"steps": r["steps"], "pretrain_steps": r.get("pretrain_steps", 0) if r["arm"] == "hsjp" else 0}
+        steps = {"steps": r["steps"], "pretrain_steps": r.get("pretrain_steps", 0) if r["arm"] in PRETEXT_ARMS else 0}
         for set_name, m in r["eval"].items():
             groups.setdefault((r["arm"], r["label_fraction"], set_name), []).append({**m, **steps})
     rows = []
     for (arm, frac, set_name), ms in groups.items():
         row = {"arm": arm, "label_fraction": frac, "eval_set": set_name, "seeds": len(ms),
                "steps": int(np.mean([m["steps"] for m in ms])),
-               "pretrain_steps": int(np.mean([m["pretrain_steps"] for m in ms])), "boxes": "ground-truth boxes"}
+               "pretrain_steps": int(np.mean([m["pretrain_steps"] for m in ms])), "boxes": "ground-truth boxes",
+               "steps_to_scratch_pck": reach.get((arm, frac))}
         for k in REPORTED:
             vals = [m[k] for m in ms if k in m]
             if vals:
@@ -227,31 +295,37 @@ def summarise(records: list[dict]) -> list[dict]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = "| arm | labels | eval set | seeds | steps (pretext + finetune) | " + " | ".join(REPORTED) + " |"
-    lines = [head, "|" + "---|" * (5 + len(REPORTED))]
+    head = ("| arm | labels | eval set | seeds | steps (pretext + finetune) | " + " | ".join(REPORTED)
+            + " | finetune steps to scratch's final val PCK@0.1 |")
+    lines = [head, "|" + "---|" * (6 + len(REPORTED))]
     for r in rows:
         if r.get("status") == "not run":
-            lines.append(f"| {r['arm']} | {r['label_fraction']:g} | not run: {r['reason']} |" + " |" * (2 + len(REPORTED)))
+            lines.append(f"| {r['arm']} | {r['label_fraction']:g} | not run: {r['reason']} |" + " |" * (3 + len(REPORTED)))
             continue
         cells = []
         for k in REPORTED:
             v = r.get(k)
             cells.append("-" if v is None or v < 0 else f"{100 * v:.1f}" + (f" ± {100 * r[k + '_std']:.1f}" if r["seeds"] > 1 else ""))
         steps = f"{r['pretrain_steps']} + {r['steps']}" if r["pretrain_steps"] else str(r["steps"])
-        lines.append(f"| {r['arm']} | {r['label_fraction']:g} | {r['eval_set']} | {r['seeds']} | {steps} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['arm']} | {r['label_fraction']:g} | {r['eval_set']} | {r['seeds']} | {steps} | "
+                     + " | ".join(cells) + f" | {_reach_cell(r.get('steps_to_scratch_pck'))} |")
     return "\n".join(lines)
 
 
 def write_report(exp: ExperimentConfig, records: list[dict], out: Path) -> None:
-    from hsjp.viz import plot_experiment_curves
+    from hsjp.viz import plot_experiment_curves, plot_label_efficiency
 
     rows = summarise(records)
     atomic_write_json(out / "results.json", {"rows": rows, "arms": records})
     table = markdown_table(rows)
     note = ("Values in %, OKS AP/AR from pycocotools on ground-truth person boxes, flip test on; PCK@0.1 is the share "
-            "of labelled keypoints within 0.1 x the longer box side. Mean ± std over seeds where seeds > 1.")
+            "of labelled keypoints within 0.1 x the longer box side. Mean ± std over seeds where seeds > 1. The last "
+            "column reads each run's validation curve: the first finetune step at which it reached the final "
+            "validation PCK@0.1 of scratch with the same labels and seed (mean over the seeds that did).")
     atomic_write_text(out / "results.md", f"# Results\n\n{table}\n\n{note}\n")
     plot_experiment_curves(records, out)
+    if len({r["label_fraction"] for r in rows if r.get("status") != "not run"}) > 1:
+        plot_label_efficiency(rows, out / "label_efficiency.png")
     print(table)
     print(f"\nresults: {out / 'results.md'}, {out / 'results.json'}; curves: {out / 'curves_finetune.png'}, "
           f"{out / 'curves_pretext.png'}")

@@ -366,6 +366,16 @@ class JigsawCodec:
             if self.allow_identity or np.any(perm != np.arange(k)):
                 return perm.astype(np.int64, copy=False)
 
+    def permutation_index(self, permutation: np.ndarray) -> int:
+        """The class of ``permutation`` in the fixed set: the label of the classification jigsaw."""
+        table = self.permutation_table
+        if table is None:
+            raise ConfigError("the classification jigsaw needs a fixed permutation set (jigsaw.permutations > 0)")
+        hits = np.flatnonzero((table == self._check_permutation(permutation)).all(axis=1))
+        if len(hits) != 1:
+            raise ValueError(f"permutation {permutation!r} is not in the codec's set")
+        return int(hits[0])
+
     def heatmaps_for(self, permutation: np.ndarray) -> np.ndarray:
         """Target heatmaps float32 (K, h, w) for ``permutation``: channel k peaks in perm[k]."""
         perm = self._check_permutation(permutation)

@@ -15,13 +15,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from hsjp.codecs import jigsaw_codec
 from hsjp.config import Config
 from hsjp.data.annotations import folder_persons, load_annotations
 from hsjp.data.crops import CropGeometry, PersonCrops, from_tensor, to_tensor
 from hsjp.data.targets import ImageOnly
 from hsjp.errors import DataError
 from hsjp.jigsaw import JigsawCodec, placement_accuracy
-from hsjp.training.datamodule import jigsaw_codec
 from hsjp.training.modules import JigsawModule
 from hsjp.viz import heatmap_overlay, save_figure
 
@@ -29,9 +29,9 @@ from hsjp.viz import heatmap_overlay, save_figure
 def _crops(cfg: Config, n: int) -> list[np.ndarray]:
     d = cfg.data
     if d.val_ann:
-        records = load_annotations(d.val_ann, d.val_images).persons(require_keypoints=False)
+        records = load_annotations(d.val_ann, d.val_images, purpose="train").persons(require_keypoints=False)
     elif d.train_ann:
-        records = load_annotations(d.train_ann, d.train_images).persons(require_keypoints=False)
+        records = load_annotations(d.train_ann, d.train_images, purpose="train").persons(require_keypoints=False)
     else:
         records = folder_persons(d.train_image_folder)
     records = [r for r in records if min(r.bbox[2], r.bbox[3]) >= d.min_box_size][:n]

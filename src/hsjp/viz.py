@@ -169,16 +169,42 @@ def plot_experiment_curves(records: list[dict], out: str | Path) -> list[Path]:
         ax.set_ylabel(f"validation {name}")
         ax.legend(fontsize=7)
     written.append(save_figure(fig, out / "curves_finetune.png"))
-    pre = sorted((out / "pretrain").glob("seed*/logs"))
+    pre = sorted(out.glob("pretrain*/seed*/logs"))
     if pre:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for csv_path in pre:
             series = read_metrics_csv(csv_path)
             if "val/placement_acc" in series:
                 xs, ys = zip(*series["val/placement_acc"])
-                ax.plot(xs, ys, marker="o", label=csv_path.parent.name)
+                ax.plot(xs, ys, marker="o", label=f"{csv_path.parent.parent.name} {csv_path.parent.name}")
         ax.set_xlabel("pretrain epoch")
         ax.set_ylabel("held-out placement accuracy")
         ax.legend()
         written.append(save_figure(fig, out / "curves_pretext.png"))
     return written
+
+
+def plot_label_efficiency(rows: list[dict], png: str | Path) -> Path:
+    """AP and PCK@0.1 against label fraction (log axis), one line per arm, seed spread as error bars.
+
+    Drawn for the first evaluation set of the summary rows: the curve a user reads to decide whether
+    a pretrain pays at their label budget.
+    """
+    done = [r for r in rows if r.get("status") != "not run"]
+    eval_set = done[0]["eval_set"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for arm in dict.fromkeys(r["arm"] for r in done):
+        mine = sorted((r for r in done if r["arm"] == arm and r["eval_set"] == eval_set), key=lambda r: r["label_fraction"])
+        for ax, key in zip(axes, ("AP", "PCK@0.1")):
+            pts = [r for r in mine if key in r]
+            if pts:
+                ax.errorbar([r["label_fraction"] for r in pts], [100 * r[key] for r in pts],
+                            yerr=[100 * r[f"{key}_std"] for r in pts], marker="o", capsize=3,
+                            label=f"{arm} (seeds: {', '.join(str(r['seeds']) for r in pts)})")
+    for ax, name in zip(axes, ("OKS AP (%)", "PCK@0.1 (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("share of labelled training persons")
+        ax.set_ylabel(f"{eval_set} {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, png)

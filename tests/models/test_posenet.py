@@ -4,7 +4,6 @@ import torch
 from hsjp.errors import CheckpointError, ConfigError
 from hsjp.losses import HeatmapMSELoss
 from hsjp.models import create_model
-from hsjp.models.weights import export_backbone, read_state_dict
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "hrnet_w18_small_v2"])
@@ -36,26 +35,6 @@ def test_sum_reduction_keeps_backbone_gradients_well_above_adam_eps():
     # the per-pixel mean shrinks every gradient by h*w = 768
     assert grads["sum"] / grads["mean"] == pytest.approx(768, rel=1e-3)
     assert grads["sum"] > 1000 * 1e-8  # three orders of magnitude above Adam's eps
-
-
-def test_backbone_round_trip_through_safetensors(tmp_path):
-    src = create_model("resnet18", 12)
-    path = export_backbone(src, tmp_path / "backbone.safetensors", {"architecture": "resnet18", "grid": [4, 3]})
-    state, meta = read_state_dict(path)
-    assert meta["architecture"] == "resnet18" and meta["grid"] == "[4, 3]"
-    assert not any(k.startswith("backbone.") for k in state)
-    dst = create_model("resnet18", 17, init=str(path))
-    assert dst.load_report.fraction == 1.0
-    for k, v in src.backbone.state_dict().items():
-        assert torch.equal(v, dst.backbone.state_dict()[k])
-
-
-def test_weights_of_another_architecture_are_refused_with_keys_named(tmp_path):
-    path = export_backbone(create_model("resnet18", 12), tmp_path / "r18.safetensors", {})
-    with pytest.raises(CheckpointError) as err:
-        create_model("resnet50", 17, init=str(path))
-    msg = str(err.value)
-    assert "r18.safetensors" in msg and "missing" in msg and "shape-mismatched" in msg and "filled" in msg
 
 
 def test_unreadable_weights_file_is_named(tmp_path):

@@ -1,7 +1,8 @@
-"""Training targets for a person crop: keypoint heatmaps (pose) or puzzle heatmaps (HSJP).
+"""Training targets for a person crop: keypoint heatmaps (pose), puzzle heatmaps (HSJP) or a puzzle class.
 
-Both produce the same fields (``image``, ``heatmaps``, ``weights``), so the network, loss and
-training loop never need to know which task they serve.
+The heatmap targets produce the same fields (``image``, ``heatmaps``, ``weights``), so the network,
+loss and training loop never need to know which task they serve; the classification-jigsaw baseline
+gives a ``label`` instead.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ class PuzzleTarget:
         shuffled, heatmaps, permutation = self.codec.encode(crop, rng)
         return {"image": shuffled, "heatmaps": heatmaps,
                 "weights": np.ones(self.codec.num_patches, dtype=np.float32), "permutation": permutation}
+
+
+@dataclass(frozen=True)
+class PuzzleClassTarget:
+    """The classification jigsaw's target: the same shuffled crop, labelled by the permutation's index.
+
+    It shares the codec (grid, gap, jitter, permutation set) with :class:`PuzzleTarget`, so the two
+    pretexts differ only in the label and the head that reads it.
+    """
+
+    codec: JigsawCodec
+
+    def __call__(self, crop: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> dict:
+        shuffled, _, permutation = self.codec.encode(crop, rng)
+        return {"image": shuffled, "label": self.codec.permutation_index(permutation), "permutation": permutation}
 
 
 @dataclass(frozen=True)

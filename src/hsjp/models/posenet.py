@@ -38,7 +38,8 @@ class PoseNet(nn.Module):
 
     @property
     def num_outputs(self) -> int:
-        return self.head[-1].out_channels if isinstance(self.head, nn.Sequential) else self.head.out_channels
+        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        return last.out_features if isinstance(last, nn.Linear) else last.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x)[-1])
@@ -56,8 +57,19 @@ def kaiming_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def create_model(arch: str, num_outputs: int, init: str = "scratch", deconv_channels: int = 256) -> PoseNet:
-    """Build a pose network; ``init`` is 'scratch', 'imagenet' or a path to a weights file."""
+def classifier_head(in_channels: int, num_classes: int, hidden: int = 512) -> nn.Sequential:
+    """Global pooling and a small MLP: the classification jigsaw's head (one logit per permutation)."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, num_classes))
+
+
+def create_model(arch: str, num_outputs: int, init: str = "scratch", deconv_channels: int = 256,
+                 transfer: str = "backbone", head: str = "heatmap") -> PoseNet:
+    """Build a pose network; ``init`` is 'scratch', 'imagenet' or a path to a weights file.
+
+    ``transfer`` says what a weights file fills ('backbone' or 'network', see ``ModelConfig``);
+    ``head`` is 'heatmap' (pose and HSJP) or 'classifier' (the classification jigsaw's pooled MLP).
+    """
     family = ARCHS.get(arch)
     if family is None:
         raise ConfigError(f"unknown model.arch {arch!r}; choose one of: {', '.join(ARCHS)}")
@@ -66,15 +78,17 @@ def create_model(arch: str, num_outputs: int, init: str = "scratch", deconv_chan
     else:
         backbone, channels = _BACKBONES[family](arch, False)
         kaiming_init(backbone)
-    if family == "simplebaseline":
-        head = deconv_head(channels, num_outputs, deconv_channels)
+    if head == "classifier":
+        layers = classifier_head(channels, num_outputs)
+    elif family == "simplebaseline":
+        layers = deconv_head(channels, num_outputs, deconv_channels)
     else:
-        head = final_conv(channels, num_outputs)
-    model = PoseNet(arch, backbone, head)
+        layers = final_conv(channels, num_outputs)
+    model = PoseNet(arch, backbone, layers)
     if init not in ("scratch", "imagenet"):
-        from hsjp.models.weights import load_backbone_weights
+        from hsjp.models.weights import load_pretrained
 
-        load_backbone_weights(model, init)
+        load_pretrained(model, init, transfer)
     return model
 
 

@@ -14,24 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hsjp.config import Config
+from hsjp.codecs import heatmap_codec, jigsaw_codec
+from hsjp.config import PRETEXT_TASKS, TASKS, Config
 from hsjp.data.annotations import KeypointAnnotations, PersonRecord, folder_persons, load_annotations
 from hsjp.data.crops import CropGeometry, PersonCrops, collate_skipping
-from hsjp.data.targets import KeypointTarget, PuzzleTarget
+from hsjp.data.targets import KeypointTarget, PuzzleClassTarget, PuzzleTarget
 from hsjp.errors import ConfigError, DataError
-from hsjp.heatmaps import HeatmapCodec
-from hsjp.jigsaw import JigsawCodec
-
-
-def jigsaw_codec(cfg: Config) -> JigsawCodec:
-    j = cfg.jigsaw
-    return JigsawCodec(grid=tuple(j.grid), input_size=tuple(cfg.data.input_size), heatmap_size=cfg.heatmap_size,
-                       sigma=j.sigma, allow_identity=j.allow_identity, gap=j.gap, color_jitter=j.color_jitter,
-                       permutations=j.permutations, permutation_seed=j.permutation_seed)
-
-
-def heatmap_codec(cfg: Config) -> HeatmapCodec:
-    return HeatmapCodec(tuple(cfg.data.input_size), cfg.heatmap_size, cfg.data.sigma)
 
 
 def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
@@ -49,8 +37,8 @@ class CropDataModule(L.LightningDataModule):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        if cfg.task not in ("pose", "jigsaw"):
-            raise ConfigError(f"task must be 'pose' or 'jigsaw', not {cfg.task!r}")
+        if cfg.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {cfg.task!r}")
         if len(cfg.data.input_size) != 2 or any(v <= 0 or v % 32 for v in cfg.data.input_size):
             raise ConfigError(f"data.input_size {list(cfg.data.input_size)} (w, h): both sides must be positive "
                               "multiples of 32, the networks' deepest stride")
@@ -59,11 +47,11 @@ class CropDataModule(L.LightningDataModule):
     @cached_property
     def train_annotations(self) -> KeypointAnnotations | None:
         d = self.cfg.data
-        if self.cfg.task == "jigsaw" and d.train_image_folder:
+        if self.cfg.task in PRETEXT_TASKS and d.train_image_folder:
             return None
         if not d.train_ann:
             raise ConfigError("data.train_ann is empty: name a COCO keypoint file (or data.train_image_folder for pretraining)")
-        return load_annotations(d.train_ann, d.train_images)
+        return load_annotations(d.train_ann, d.train_images, purpose="train")
 
     @cached_property
     def val_annotations(self) -> KeypointAnnotations | None:
@@ -74,6 +62,8 @@ class CropDataModule(L.LightningDataModule):
     def num_outputs(self) -> int:
         if self.cfg.task == "jigsaw":
             return jigsaw_codec(self.cfg).num_patches
+        if self.cfg.task == "jigsaw_cls":
+            return len(jigsaw_codec(self.cfg).permutation_table)
         return self.train_annotations.num_keypoints
 
     @property
@@ -81,8 +71,17 @@ class CropDataModule(L.LightningDataModule):
         anns = self.train_annotations or self.val_annotations
         return anns.flip_pairs if anns is not None else []
 
+    def state_dict(self) -> dict:
+        """Saved by Lightning in every checkpoint: a pose model's keypoint names and skeleton, so that
+        ``hsjp predict`` and :class:`hsjp.PoseEstimator` can name and draw them without the annotation file."""
+        anns = (self.train_annotations or self.val_annotations) if self.cfg.task == "pose" else None
+        return {"keypoint_names": list(anns.keypoint_names), "skeleton": anns.skeleton} if anns is not None else {}
+
     def _target(self):
-        return PuzzleTarget(jigsaw_codec(self.cfg)) if self.cfg.task == "jigsaw" else KeypointTarget(heatmap_codec(self.cfg))
+        if self.cfg.task == "pose":
+            return KeypointTarget(heatmap_codec(self.cfg))
+        target = PuzzleTarget if self.cfg.task == "jigsaw" else PuzzleClassTarget
+        return target(jigsaw_codec(self.cfg))
 
     def _records(self, anns: KeypointAnnotations) -> list[PersonRecord]:
         if self.cfg.task == "pose":
