@@ -31,3 +31,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_failed_write_names_the_target_and_leaves_no_temporary(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(NotADirectoryError) as err:
+        atomic_write_json(tmp_path / "file" / "sub" / "m.json", {})
+    assert err.value.filename == str(tmp_path / "file" / "sub" / "m.json") and "cannot create folder" in str(err.value)
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="cannot write") as err:
+        atomic_write_json(tmp_path / "m.json", {})
+    assert err.value.filename == str(tmp_path / "m.json") and sorted(os.listdir(tmp_path)) == ["file"]

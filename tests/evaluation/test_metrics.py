@@ -15,6 +15,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from hsjp.data.validate import read_json
 from hsjp.errors import ConfigError, DataError
 from hsjp.evaluation.metrics import (
     COCO_SIGMAS,
@@ -23,7 +24,6 @@ from hsjp.evaluation.metrics import (
     format_table,
     keypoint_subset,
     load_coco_gt,
-    load_results,
     oks_sigmas,
     only_keypoints,
     score_file,
@@ -315,9 +315,9 @@ def test_results_not_json(tmp_path, tiny_gt_file):
         score_file(tiny_gt_file, path)
     assert "results.json" in str(exc.value) and "not valid JSON" in str(exc.value)
     with pytest.raises(DataError, match="results.json"):
-        load_results(path)
-    with pytest.raises(DataError, match="nothere.json"):
-        load_results(tmp_path / "nothere.json")
+        read_json(path, "results")
+    with pytest.raises(DataError, match="nothere.json: results file not found"):
+        read_json(tmp_path / "nothere.json", "results")
 
 
 def test_results_record_missing_keypoints(tmp_path, tiny_gt_file):
@@ -347,27 +347,27 @@ def test_results_nan_score(tmp_path, tiny_gt_file):
     path.write_text(json.dumps(recs).replace('"score": 1.0}]', '"score": NaN}]'))  # last record
     with pytest.raises(DataError) as exc:
         score_file(tiny_gt_file, path)
-    assert "results.json: record 3: score is nan" in str(exc.value)
+    assert "results.json: record 3: 'score' is nan, expected a finite number" in str(exc.value)
 
 
 def test_validate_results_other_violations():
     recs = _good_records()
     ids = {1, 2}
-    assert len(validate_results(recs, "r.json", 17, ids)) == 4
-    with pytest.raises(DataError, match=r"r.json: expected a list"):
-        validate_results({"a": 1}, "r.json", 17, ids)
+    assert len(validate_results(recs, "r.json", 17, ids, 1)) == 4
+    with pytest.raises(DataError, match=r"r.json: top level is dict, expected a list"):
+        validate_results({"a": 1}, "r.json", 17, ids, 1)
     bad = copy.deepcopy(recs)
     bad[1]["keypoints"][5] = float("inf")
-    with pytest.raises(DataError, match=r"r.json: record 1: keypoints\[5\]"):
-        validate_results(bad, "r.json", 17, ids)
+    with pytest.raises(DataError, match=r"r.json: record 1: 'keypoints' is .*, expected 51 finite numbers"):
+        validate_results(bad, "r.json", 17, ids, 1)
     bad = copy.deepcopy(recs)
     bad[0]["score"] = True
-    with pytest.raises(DataError, match="r.json: record 0: score"):
-        validate_results(bad, "r.json", 17, ids)
+    with pytest.raises(DataError, match="r.json: record 0: 'score' is True"):
+        validate_results(bad, "r.json", 17, ids, 1)
     bad = copy.deepcopy(recs)
     bad[2] = "x"
     with pytest.raises(DataError, match="r.json: record 2"):
-        validate_results(bad, "r.json", 17, ids)
+        validate_results(bad, "r.json", 17, ids, 1)
 
 
 def test_bad_ground_truth(tmp_path):
@@ -377,7 +377,7 @@ def test_bad_ground_truth(tmp_path):
         load_coco_gt(bad)
     gt = _tiny_coco()
     del gt["annotations"][1]["area"]
-    with pytest.raises(DataError, match="gt2.json: annotation 1: missing 'area'"):
+    with pytest.raises(DataError, match=r"gt2.json: annotation 1 \(id 2\): 'area' is missing"):
         load_coco_gt(_write(tmp_path / "gt2.json", gt))
     with pytest.raises(DataError, match="missing.json"):
         score_file(tmp_path / "missing.json", _write(tmp_path / "r.json", []))

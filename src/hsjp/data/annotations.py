@@ -1,22 +1,22 @@
 """COCO person_keypoints files, checked up front and turned into one record per person.
 
-Everything that can be wrong with an annotation file is found here, in the main process, with the
-file and record named, so that a bad file never surfaces as a traceback from a data-loader worker
-or, worse, as silently wrong numbers.
+Files are checked by :mod:`hsjp.data.validate` when loaded, in the main process, with the file and
+record named, so that a bad file never surfaces as a traceback from a data-loader worker or, worse,
+as silently wrong numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pycocotools.coco import COCO
 
+from hsjp.data.validate import Purpose, read_json, validate_keypoint_dataset
 from hsjp.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -47,6 +47,8 @@ class KeypointAnnotations:
     coco: COCO
     keypoint_names: list[str]
     skeleton: list[list[int]]
+    person_category_id: int
+    skipped: int = 0  # zero-area persons left out (training files only)
 
     @property
     def num_keypoints(self) -> int:
@@ -74,9 +76,9 @@ class KeypointAnnotations:
         records = []
         for ann_id in sorted(self.coco.anns):
             ann = self.coco.anns[ann_id]
-            if ann.get("iscrowd", 0) or ann.get("category_id") != self.person_category_id:
+            if ann["iscrowd"]:
                 continue
-            kps = np.asarray(ann.get("keypoints") or [0.0] * 3 * k, dtype=np.float32).reshape(k, 3)
+            kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(k, 3)
             if require_keypoints and not (kps[:, 2] > 0).any():
                 continue
             records.append(
@@ -84,10 +86,6 @@ class KeypointAnnotations:
                              tuple(float(v) for v in ann["bbox"]), kps)
             )
         return records
-
-    @property
-    def person_category_id(self) -> int:
-        return self.coco.dataset["_person_category_id"]
 
 
 def flip_pairs_from_names(names: list[str]) -> list[tuple[int, int]]:
@@ -102,68 +100,32 @@ def flip_pairs_from_names(names: list[str]) -> list[tuple[int, int]]:
     return pairs
 
 
-def _fail(path: Path, msg: str) -> DataError:
-    return DataError(f"{path}: {msg}")
-
-
-def _finite(values: object, n: int | None = None) -> bool:
-    if not isinstance(values, (list, tuple)) or (n is not None and len(values) != n):
-        return False
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-
-
-def load_annotations(ann_file: str | Path, image_dir: str | Path, check_images: bool = True) -> KeypointAnnotations:
-    """Read and validate a COCO person_keypoints file; every failure names the file and record."""
-    path = Path(ann_file)
-    if not path.is_file():
-        raise _fail(path, "annotation file not found")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _fail(path, f"not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise _fail(path, "not a COCO annotation file (top level is not an object)")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise _fail(path, f"not a COCO annotation file (no '{key}' list)")
-    cats = [c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")]
-    if not cats:
-        raise _fail(path, "not a COCO keypoints file: no category lists 'keypoints'")
-    person = next((c for c in cats if c.get("name") == "person"), cats[0])
-    names = list(person["keypoints"])
-    k = len(names)
-    image_ids = set()
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or not {"id", "file_name"} <= img.keys():
-            raise _fail(path, f"images[{i}] lacks 'id' or 'file_name'")
-        image_ids.add(img["id"])
-    for i, ann in enumerate(data["annotations"]):
-        rec = f"annotation id {ann.get('id', f'#{i}')}" if isinstance(ann, dict) else f"annotations[{i}]"
-        if not isinstance(ann, dict) or not {"id", "image_id", "bbox", "category_id"} <= ann.keys():
-            raise _fail(path, f"{rec}: needs 'id', 'image_id', 'category_id' and 'bbox'")
-        if ann["image_id"] not in image_ids:
-            raise _fail(path, f"{rec}: image_id {ann['image_id']} is not in 'images'")
-        if ann["category_id"] != person["id"]:
-            continue
-        if not _finite(ann["bbox"], 4):
-            raise _fail(path, f"{rec}: bbox {ann['bbox']!r} is not 4 finite numbers")
-        if ann["bbox"][2] <= 0 or ann["bbox"][3] <= 0:
-            raise _fail(path, f"{rec}: bbox {ann['bbox']!r} has zero or negative area")
-        if "keypoints" in ann and not _finite(ann["keypoints"]):
-            raise _fail(path, f"{rec}: keypoints are not a list of finite numbers")
-        if "keypoints" in ann and len(ann["keypoints"]) != 3 * k:
-            raise _fail(path, f"{rec}: keypoints has {len(ann['keypoints'])} values, expected {3 * k} "
-                              f"({k} keypoints of category {person.get('name')!r} x 3)")
-        if "keypoints" in ann and any(v < 0 for v in ann["keypoints"][2::3]):
-            raise _fail(path, f"{rec}: negative keypoint visibility flag")
-    data["_person_category_id"] = person["id"]
+def coco_index(dataset: dict) -> COCO:
+    """A pycocotools index over an already validated dataset, without pycocotools' printing."""
     coco = COCO()
-    coco.dataset = data
+    coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    anns = KeypointAnnotations(path, Path(image_dir), coco, names, person.get("skeleton", []))
+    return coco
+
+
+def load_annotations(ann_file: str | Path, image_dir: str | Path, check_images: bool = True,
+                     purpose: Purpose = "score") -> KeypointAnnotations:
+    """Read a COCO person_keypoints file and check it against :mod:`hsjp.data.validate`'s rules.
+
+    ``purpose='train'`` drops zero-area persons with a warning that counts them; ``'score'`` (any
+    file whose AP is computed, validation sets included) refuses them.
+    """
+    path = Path(ann_file)
+    checked = validate_keypoint_dataset(read_json(path, "annotation"), str(path), purpose)
+    for reason, ids in checked.skipped.items():
+        shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        warnings.warn(f"{path}: skipped {len(ids)} annotation(s) with a {reason} (ids {shown})", stacklevel=2)
+    anns = KeypointAnnotations(path, Path(image_dir), coco_index(checked.dataset), checked.keypoint_names,
+                               checked.person.get("skeleton", []), checked.person["id"],
+                               sum(len(ids) for ids in checked.skipped.values()))
     if check_images:
-        used = {a["image_id"] for a in data["annotations"]}
+        used = {a["image_id"] for a in checked.dataset["annotations"]}
         for image_id in sorted(used):
             p = Path(anns.image_path(image_id))
             if not p.is_file():

@@ -7,10 +7,9 @@ geometry, augmentation and image handling exist once.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
@@ -27,19 +26,11 @@ from hsjp.data.geometry import (
     warp,
 )
 from hsjp.data.targets import Target
+from hsjp.data.validate import read_image
 from hsjp.errors import ConfigError, DataError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
-
-
-def read_image(path: str) -> np.ndarray:
-    """RGB uint8 image, or DataError naming the file."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        why = "cannot decode image" if os.path.exists(path) else "image file not found"
-        raise DataError(f"{path}: {why}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def to_tensor(crop: np.ndarray) -> torch.Tensor:
@@ -79,8 +70,10 @@ class PersonCrops(Dataset):
 
     def __init__(self, records: list[PersonRecord], geometry: CropGeometry, target: Target,
                  augment: AugmentConfig | None = None, flip_pairs: list[tuple[int, int]] | None = None,
-                 upper_body_ids: list[int] | None = None, deterministic: bool = False, seed: int = 0):
+                 upper_body_ids: list[int] | None = None, deterministic: bool = False, seed: int = 0,
+                 read: Callable[[str], np.ndarray] = read_image):
         self.records = records
+        self.read = read  # record.image_path -> RGB image; in-memory images (API, video frames) swap it
         self.geometry = geometry
         self.target = target
         self.augment = augment if augment is not None and augment.enabled else None
@@ -100,7 +93,7 @@ class PersonCrops(Dataset):
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]
         try:
-            image = read_image(rec.image_path)
+            image = self.read(rec.image_path)
         except DataError as e:
             return {"skipped": str(e)}
         rng = self._rng(index)

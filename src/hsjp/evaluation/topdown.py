@@ -6,8 +6,6 @@ computed exactly as the AP reported at the end.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 
 from hsjp.data.annotations import KeypointAnnotations, PersonRecord
 from hsjp.data.geometry import flip_heatmaps, transform_points
-from hsjp.errors import DataError
+from hsjp.data.validate import read_json, validate_detections
 from hsjp.evaluation.metrics import coco_keypoint_stats, oks_sigmas
 from hsjp.evaluation.nms import oks_nms, rescore
 from hsjp.evaluation.pck import pck
@@ -56,22 +54,30 @@ def decode_batch(heatmaps: torch.Tensor, meta: dict, codec: HeatmapCodec) -> lis
     return preds
 
 
+def select_persons(preds: list[dict], sigmas: np.ndarray | None, nms_thr: float | None = None,
+                   kpt_thr: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Person scores (box score rescored by keypoint confidence) and the indices that survive
+    OKS-NMS per image (all of them without ``nms_thr``): the one rule for evaluation and prediction."""
+    kpts = np.stack([p["keypoints"] for p in preds])
+    scores = rescore(kpts[:, :, 2], np.array([p["box_score"] for p in preds]), kpt_thr)
+    if nms_thr is None:
+        return scores, np.arange(len(preds))
+    kept = []
+    image_ids = np.array([p["image_id"] for p in preds])
+    areas = np.array([p["area"] for p in preds])
+    for image_id in np.unique(image_ids):
+        idx = np.flatnonzero(image_ids == image_id)
+        kept.extend(idx[oks_nms(kpts[idx], scores[idx], areas[idx], nms_thr, sigmas)])
+    return scores, np.array(sorted(kept))
+
+
 def to_coco_results(preds: list[dict], category_id: int, sigmas: np.ndarray | None,
                     nms_thr: float | None = None, kpt_thr: float = 0.2) -> list[dict]:
     """COCO keypoint results; scores rescored by keypoint confidence, optionally OKS-NMS per image."""
     if not preds:
         return []
     kpts = np.stack([p["keypoints"] for p in preds])
-    scores = rescore(kpts[:, :, 2], np.array([p["box_score"] for p in preds]), kpt_thr)
-    keep = np.arange(len(preds))
-    if nms_thr is not None:
-        kept = []
-        image_ids = np.array([p["image_id"] for p in preds])
-        areas = np.array([p["area"] for p in preds])
-        for image_id in np.unique(image_ids):
-            idx = np.flatnonzero(image_ids == image_id)
-            kept.extend(idx[oks_nms(kpts[idx], scores[idx], areas[idx], nms_thr, sigmas)])
-        keep = np.array(sorted(kept))
+    scores, keep = select_persons(preds, sigmas, nms_thr, kpt_thr)
     return [{
         "image_id": preds[i]["image_id"],
         "category_id": category_id,
@@ -97,31 +103,10 @@ def evaluate_predictions(preds: list[dict], anns: KeypointAnnotations, sigmas: l
 
 
 def detection_records(path: str | Path, anns: KeypointAnnotations, score_thr: float = 0.0) -> list[PersonRecord]:
-    """Person boxes from a COCO detection-results file, each checked and named on failure."""
-    path = Path(path)
-    try:
-        dets = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: detection file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(dets, list):
-        raise DataError(f"{path}: not a COCO detection-results file (expected a list of boxes)")
+    """Person boxes from a COCO detection-results file scoring at least ``score_thr``, each checked
+    by :func:`hsjp.data.validate.validate_detections` and named on failure."""
+    dets = validate_detections(read_json(path, "detection"), str(path), set(anns.coco.imgs), anns.person_category_id)
     k = anns.num_keypoints
-    records = []
-    for i, d in enumerate(dets):
-        if not isinstance(d, dict) or not {"image_id", "bbox", "score"} <= d.keys():
-            raise DataError(f"{path}: record {i}: needs 'image_id', 'bbox' and 'score'")
-        if d.get("category_id", anns.person_category_id) != anns.person_category_id or d["score"] < score_thr:
-            continue
-        box = d["bbox"]
-        if (not isinstance(box, list) or len(box) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)):
-            raise DataError(f"{path}: record {i}: bbox {box!r} is not 4 finite numbers")
-        if box[2] <= 0 or box[3] <= 0:
-            raise DataError(f"{path}: record {i}: bbox {box!r} has zero or negative area")
-        if d["image_id"] not in anns.coco.imgs:
-            raise DataError(f"{path}: record {i}: image_id {d['image_id']} is not in {anns.path}")
-        records.append(PersonRecord(i, d["image_id"], anns.image_path(d["image_id"]),
-                                    tuple(float(v) for v in box), np.zeros((k, 3), np.float32), float(d["score"])))
-    return records
+    return [PersonRecord(i, d["image_id"], anns.image_path(d["image_id"]), tuple(d["bbox"]),
+                         np.zeros((k, 3), np.float32), d["score"])
+            for i, d in enumerate(dets) if d["score"] >= score_thr]
