@@ -105,8 +105,9 @@ class TrainConfig:
     seed: int = 0
     resume: bool = True
     # also save checkpoints/last.ckpt every N optimiser steps (0: at epoch ends only), so that a crash
-    # loses at most N steps: 1000 is about 3 minutes of the CPU configs (benchmarks/RESULTS.md)
-    checkpoint_every_n_steps: int = 1000
+    # loses at most N steps: 250 is 2-4 minutes of the CPU configs at ~1-2 steps/s, for a ~1 s save of
+    # ResNet-18 + Adam (185 MB); see benchmarks/RESULTS.md. GPU runs may want more
+    checkpoint_every_n_steps: int = 250
 
 
 @dataclass

@@ -22,6 +22,10 @@ class CheckpointError(HsjpError):
     """A weights file does not fit the network it is loaded into."""
 
 
+class TrainingError(HsjpError):
+    """Training went wrong in a way that continuing would hide (a non-finite loss)."""
+
+
 def brief(e: BaseException, limit: int = 160) -> str:
     """A library's exception as ``Type: first sentence``, so it fits inside our one-line messages.
 

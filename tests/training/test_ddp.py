@@ -8,7 +8,10 @@ gradient is read from Adam's first moment after one step (exp_avg = 0.1 x gradie
 sign-like first update would amplify float noise in the weights themselves.
 """
 
+import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -50,3 +53,48 @@ def test_sync_batchnorm_on_cpu_is_refused_clearly(tmp_path, tiny_overrides):
     cfg = load_config(None, [*tiny_overrides, "trainer.sync_batchnorm=true", "trainer.accelerator=cpu"])
     with pytest.raises(ConfigError, match="SyncBatchNorm"):
         train(cfg, tmp_path)
+
+
+def _finetune(out, overrides, devices, *extra):
+    cmd = [sys.executable, "-m", "hsjp.cli", "finetune", "--config", "cpu_r18_128x96", "--out", str(out), *overrides,
+           "data.shuffle=false", "model.norm_eval=true", f"trainer.devices={devices}",
+           f"trainer.strategy={'ddp' if devices > 1 else 'auto'}", "trainer.num_threads=1", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+
+
+def test_two_process_validation_scores_each_person_once(tmp_path, synthetic, tiny_overrides):
+    """Validation on 2 processes gives 1 process's metrics, though the sampler pads an odd count with repeats."""
+    assert len(json.loads(synthetic["val_ann"].read_text())["annotations"]) % 2 == 1  # so padding happens
+    one = tmp_path / "one"
+    proc = _finetune(one, tiny_overrides, 1, "train.epochs=1", "train.limit_train_batches=3", "train.lr=3e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = tmp_path / "two"
+    shutil.copytree(one, two)
+    # resuming the finished run: no training step, the final validation runs on 2 processes with the same weights
+    proc = _finetune(two, tiny_overrides, 2, "train.epochs=1", "train.limit_train_batches=3", "train.lr=3e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m1, m2 = (json.loads((run / "metrics.json").read_text()) for run in (one, two))
+    assert m2["global_step"] == m1["global_step"] == 3
+    assert m1["PCK@0.1"] > 0  # so that equality below says something
+    assert {k: m2[k] for k in ("AP", "AR", "PCK@0.1")} == {k: m1[k] for k in ("AP", "AR", "PCK@0.1")}
+
+
+def test_skipped_image_limit_counts_each_process_share(tmp_path, synthetic, tiny_overrides):
+    """Each process sees half the persons, so its limit is a share of half: 1 failure in 25 is over 3%."""
+    images = tmp_path / "images"
+    shutil.copytree(synthetic["train_images"], images)
+    coco = json.loads(synthetic["train_ann"].read_text())
+    order = [a["image_id"] for a in coco["annotations"]]
+    # two one-person images whose persons go to different processes (DistributedSampler deals i to rank i % 2)
+    lone = [i for i in order if order.count(i) == 1]
+    chosen = [next(i for i in lone if order.index(i) % 2 == rank) for rank in (0, 1)]
+    for image in coco["images"]:
+        if image["id"] in chosen:
+            (images / image["file_name"]).write_bytes(b"corrupt")
+    n = len(order)
+    proc = _finetune(tmp_path / "run", tiny_overrides, 2, f"data.train_images={images}", "data.val_ann=",
+                     "train.max_skipped_fraction=0.03", "train.max_steps=2")
+    # 1 failure in the whole data set's 49 persons would be within 3%, but it is 1 in this process's 25
+    assert 1 <= 0.03 * n and 1 > 0.03 * math.ceil(n / 2)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"1 of {math.ceil(n / 2)} training images (this process's share) failed to load (more than 3%)" in proc.stderr

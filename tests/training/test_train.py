@@ -32,7 +32,7 @@ def test_a_few_steps_lower_the_loss_and_write_the_run(tmp_path, tiny_overrides):
 def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):
     train(_cfg(tiny_overrides, "train.epochs=1", "train.limit_train_batches=2"), tmp_path)
     metrics = train(_cfg(tiny_overrides, "train.epochs=2", "train.limit_train_batches=2"), tmp_path)
-    assert "resuming from" in capsys.readouterr().out
+    assert "finetune: 4 steps, resuming at step 2" in capsys.readouterr().out
     assert metrics["global_step"] == 4  # 2 steps were not redone
     # Lightning's CSV logger would delete the first part of the curve; it is kept as a part file
     assert len(read_metrics_csv(tmp_path / "logs")["train/loss"]) == 4
@@ -68,7 +68,7 @@ def test_pretext_run_exports_backbone_and_metrics(tmp_path, tiny_overrides):
     assert pretext["chance_placement_acc"] == 0.25 and 0 <= pretext["placement_acc"] <= 1
     from safetensors import safe_open
 
-    with safe_open(str(tmp_path / "backbone.safetensors"), "pt") as f:
+    with safe_open(str(tmp_path / "network.safetensors"), "pt") as f:
         meta = f.metadata()
     assert meta["architecture"] == "resnet18" and json.loads(meta["grid"]) == [2, 2]
     assert json.loads(meta["input_size"]) == [64, 64] and "data" in meta and "epochs" in meta
@@ -78,7 +78,7 @@ def test_pretext_from_a_folder_of_person_images(tmp_path, synthetic, tiny_overri
     cfg = _cfg(tiny_overrides, "data.train_ann=", f"data.train_image_folder={synthetic['train_images']}",
                "jigsaw.grid=[2,2]", "train.epochs=1", "train.limit_train_batches=2", task="jigsaw")
     metrics = train(cfg, tmp_path)
-    assert metrics["global_step"] == 2 and (tmp_path / "backbone.safetensors").is_file()
+    assert metrics["global_step"] == 2 and (tmp_path / "network.safetensors").is_file()
     with pytest.raises(DataError, match="no images"):
         train(_cfg(tiny_overrides, "data.train_ann=", f"data.train_image_folder={tmp_path / 'logs'}", "jigsaw.grid=[2,2]",
                    task="jigsaw"),

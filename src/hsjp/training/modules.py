@@ -11,13 +11,14 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from hsjp.codecs import heatmap_codec, jigsaw_codec
 from hsjp.config import Config, from_dict, to_dict
-from hsjp.errors import CheckpointError, DataError, brief
+from hsjp.errors import CheckpointError, DataError, TrainingError
 from hsjp.evaluation.topdown import decode_batch, evaluate_predictions, predict_heatmaps
 from hsjp.jigsaw import placement_accuracy, puzzle_accuracy
 from hsjp.losses import HeatmapMSELoss
 from hsjp.models import create_model
-from hsjp.training.datamodule import heatmap_codec, jigsaw_codec
+from hsjp.training.checkpoints import read_checkpoint
 
 
 class HeatmapModule(L.LightningModule):
@@ -27,7 +28,8 @@ class HeatmapModule(L.LightningModule):
         self.cfg: Config = from_dict(cfg)
         self.flip_pairs = [tuple(p) for p in (flip_pairs or [])]
         m = self.cfg.model
-        self.model = create_model(m.arch, num_outputs, m.init, m.deconv_channels)
+        head = "classifier" if self.cfg.task == "jigsaw_cls" else "heatmap"
+        self.model = create_model(m.arch, num_outputs, m.init, m.deconv_channels, m.transfer, head)
         if self.cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = HeatmapMSELoss(self.cfg.train.loss_pixel_reduction)
@@ -44,11 +46,13 @@ class HeatmapModule(L.LightningModule):
             rank_zero_warn(f"skipped sample: {reason}")
         self.skipped_this_epoch += len(batch["skipped"])
         loader = self.trainer.train_dataloader if self.trainer is not None else None
-        total = len(loader.dataset) if loader is not None and hasattr(loader, "dataset") else 0
+        # each process counts only its own failures, so it compares them with its own share of the data
+        total = len(loader.sampler) if loader is not None and hasattr(loader, "sampler") else 0
         limit = self.cfg.train.max_skipped_fraction
         if total and self.skipped_this_epoch > limit * total:
             last = batch["skipped"][-1] if batch["skipped"] else ""
-            raise DataError(f"{self.skipped_this_epoch} of {total} training images failed to load "
+            share = " (this process's share)" if self.trainer.world_size > 1 else ""
+            raise DataError(f"{self.skipped_this_epoch} of {total} training images{share} failed to load "
                             f"(more than {100 * limit:g}%); last: {last}")
 
     def on_train_epoch_start(self) -> None:
@@ -62,10 +66,25 @@ class HeatmapModule(L.LightningModule):
         self._check_skipped(batch)
         if "image" not in batch:
             return None
-        pred = self(batch["image"])
-        loss = self.loss_fn(pred, batch["heatmaps"], batch["weights"])
+        loss = self.loss(self(batch["image"]), batch)
+        self._check_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
+
+    def _check_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop at the first non-finite loss, before its step touches the weights or a checkpoint.
+
+        All processes decide together, so that none is left waiting in the gradient all-reduce.
+        """
+        finite = bool(torch.isfinite(loss.detach()))
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            value = "" if finite else f" ({loss.item():g})"
+            raise TrainingError(f"non-finite training loss{value} at step {self.global_step + 1} "
+                                f"(epoch {self.current_epoch}, batch {batch_idx}); that step was not applied")
+
+    def loss(self, pred: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The task's loss: heatmap MSE for pose and HSJP (the classification jigsaw overrides it)."""
+        return self.loss_fn(pred, batch["heatmaps"], batch["weights"])
 
     def configure_optimizers(self):
         t = self.cfg.train
@@ -76,19 +95,14 @@ class HeatmapModule(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str) -> "HeatmapModule":
         """Rebuild a trained module from its checkpoint alone (its init weights file need not exist)."""
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: checkpoint not found") from None
-        except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
-            raise CheckpointError(f"{path}: not a readable checkpoint ({brief(e)})") from None
+        ckpt = read_checkpoint(path)
         try:
             hp, state = ckpt["hyper_parameters"], ckpt["state_dict"]
             cfg = dict(hp["cfg"])
         except (KeyError, TypeError):
             raise CheckpointError(f"{path}: not an hsjp training checkpoint (no hyper_parameters.cfg)") from None
         cfg["model"] = {**cfg["model"], "init": "scratch"}
-        module_cls = JigsawModule if cfg.get("task") == "jigsaw" else PoseModule
+        module_cls = TASK_MODULES.get(cfg.get("task"), PoseModule)
         if not issubclass(module_cls, cls):
             raise CheckpointError(f"{path}: a {cfg.get('task')} checkpoint, not a {cls.__name__}")
         module = module_cls(cfg, hp["num_outputs"], hp.get("flip_pairs"))
@@ -151,6 +165,33 @@ class JigsawModule(HeatmapModule):
         self.log("val/puzzle_acc", puzzle_accuracy(pred, true), batch_size=n, sync_dist=True)
 
 
+class JigsawClsModule(HeatmapModule):
+    """The classification jigsaw (Noroozi & Favaro 2016), the baseline HSJP's heatmap labels replace.
+
+    Same crops, grid, shuffling and backbone; the head pools the features and classifies which of
+    the fixed set's permutations was applied (cross-entropy). Its placement accuracy (pieces of the
+    predicted permutation that sit where they really are) is logged too, on HSJP's footing.
+    """
+
+    def loss(self, pred: torch.Tensor, batch: dict) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(pred.float(), batch["label"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if batch["skipped"]:
+            raise DataError(f"validation image failed to load: {batch['skipped'][0]}")
+        logits = self(batch["image"])
+        n = len(batch["image"])
+        self.log("val/loss", self.loss(logits, batch), batch_size=n, sync_dist=True)
+        pred = logits.argmax(dim=1)
+        self.log("val/permutation_acc", (pred == batch["label"]).float().mean(), batch_size=n, sync_dist=True,
+                 prog_bar=True)
+        table = torch.from_numpy(jigsaw_codec(self.cfg).permutation_table.copy()).to(pred.device)
+        self.log("val/placement_acc", (table[pred] == batch["permutation"]).float().mean(), batch_size=n,
+                 sync_dist=True)
+
+
+TASK_MODULES: dict[str, type[HeatmapModule]] = {"pose": PoseModule, "jigsaw": JigsawModule, "jigsaw_cls": JigsawClsModule}
+
+
 def module_for(cfg: Config, num_outputs: int, flip_pairs: list) -> HeatmapModule:
-    cls = JigsawModule if cfg.task == "jigsaw" else PoseModule
-    return cls(to_dict(cfg), num_outputs, [list(p) for p in flip_pairs])
+    return TASK_MODULES[cfg.task](to_dict(cfg), num_outputs, [list(p) for p in flip_pairs])

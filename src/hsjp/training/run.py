@@ -2,7 +2,8 @@
 
 The same function drives a laptop CPU run and a multi-node DDP run: devices, nodes, strategy and
 precision go straight to Lightning's Trainer. It is resumable: re-running with the same ``out``
-continues from ``checkpoints/last.ckpt``.
+continues from ``checkpoints/last.ckpt``, saved atomically every ``train.checkpoint_every_n_steps``
+steps and at each epoch's end (see ``checkpoints``).
 """
 
 from __future__ import annotations
@@ -15,17 +16,35 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from hsjp.config import Config, save_config, to_dict
-from hsjp.errors import ConfigError
+from hsjp.config import PRETEXT_TASKS, Config, save_config, to_dict
+from hsjp.errors import ConfigError, TrainingError
 from hsjp.io import atomic_write_json
-from hsjp.models.weights import export_backbone
+from hsjp.models.weights import export_network
+from hsjp.training.checkpoints import (
+    AtomicCheckpointIO,
+    check_resumable,
+    last_checkpoint_callbacks,
+    read_checkpoint,
+    remove_stale_temporaries,
+)
 from hsjp.training.datamodule import CropDataModule
 from hsjp.training.modules import HeatmapModule, module_for
+from hsjp.training.progress import RunHeader, RunProgressBar, quiet_lightning
 
-MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc"}
+MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc", "jigsaw_cls": "val/permutation_acc"}
+#: The pretext's exported weights, the file ``model.init`` takes: backbone and (HSJP) heatmap head.
+PRETRAINED_FILE = "network.safetensors"
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
+# a resumed run reuses its folders on purpose (keep_earlier_logs keeps the earlier metrics.csv)
+warnings.filterwarnings("ignore", message=".*(Checkpoint|Experiment logs) directory .* exists and is not empty.*")
+# the run's header line says what a mid-epoch resume does with the data instead
+warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+# a run without validation data has an empty list of validation loaders, on purpose
+warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")
+# pose validation metrics are computed once from every process's gathered predictions, not averaged
+warnings.filterwarnings("ignore", message=".*It is recommended to use `self.log\\('val/.*sync_dist=True.*")
 
 
 def keep_earlier_logs(out: Path) -> None:
@@ -36,16 +55,20 @@ def keep_earlier_logs(out: Path) -> None:
         current.rename(current.with_name(f"metrics-part{part}.csv"))
 
 
-def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
+def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
     if tr.sync_batchnorm and (tr.accelerator == "cpu" or not torch.cuda.is_available()):
         raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+    quiet_lightning()
     keep_earlier_logs(out)
     ckpt_dir = out / "checkpoints"
     callbacks: list = [
-        ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True),
+        *last_checkpoint_callbacks(ckpt_dir, t.checkpoint_every_n_steps),
         LearningRateMonitor(logging_interval="epoch"),
+        RunHeader(name, resumed_step),
     ]
+    if tr.progress_bar:
+        callbacks.append(RunProgressBar(name))
     if has_val:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR[cfg.task], mode="max", save_top_k=1))
     return L.Trainer(
@@ -60,6 +83,7 @@ def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
         sync_batchnorm=tr.sync_batchnorm,
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         check_val_every_n_epoch=max(1, t.val_every_n_epochs),
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
@@ -71,26 +95,34 @@ def build_trainer(cfg: Config, out: Path, has_val: bool) -> L.Trainer:
     )
 
 
-def train(cfg: Config, out: str | Path) -> dict:
-    """Fit, validate once more at the end, and write the run's outputs; returns the final metrics."""
+def train(cfg: Config, out: str | Path, name: str | None = None) -> dict:
+    """Fit, validate once more at the end, and write the run's outputs; returns the final metrics.
+
+    ``name`` heads the run's one line of output and its progress bar.
+    """
     out = Path(out)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     dm = CropDataModule(cfg)
     module = module_for(cfg, dm.num_outputs, dm.flip_pairs)
-    report = getattr(module.model, "load_report", None)
-    if report is not None:
+    for report in getattr(module.model, "load_report", []):
         print(f"init weights: {report.summary()}")
     has_val = bool(cfg.data.val_ann)
-    trainer = build_trainer(cfg, out, has_val)
-    if trainer.is_global_zero:
-        save_config(cfg, out / "config.yaml")
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.train.resume and last.is_file() else None
-    if resume:
-        print(f"resuming from {resume}")
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    step = check_resumable(last, cfg, dm.num_outputs) if resume else 0
+    trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step)
+    if trainer.is_global_zero:
+        save_config(cfg, out / "config.yaml")
+        remove_stale_temporaries(last.parent)
+    try:
+        # weights_only: a checkpoint carrying pickled code is refused, not run (torch >= 2.6's default, made explicit)
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    except TrainingError as e:
+        kept = f"kept {last} from step {read_checkpoint(last, mmap=True)['global_step']}" if last.is_file() else \
+            "no checkpoint was saved before it"
+        raise TrainingError(f"{e}; {kept}") from None
     metrics = {"global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch)}
     if has_val:
         trainer.validate(module, datamodule=dm, verbose=False)
@@ -103,13 +135,14 @@ def train(cfg: Config, out: str | Path) -> dict:
 def write_outputs(cfg: Config, module: HeatmapModule, out: Path, metrics: dict) -> None:
     from hsjp.viz import plot_learning_curves
 
-    if cfg.task == "jigsaw":
-        export_backbone(module.model, out / "backbone.safetensors", {
-            "architecture": cfg.model.arch, "grid": list(cfg.jigsaw.grid), "input_size": list(cfg.data.input_size),
-            "epochs": metrics["epochs"], "global_step": metrics["global_step"],
+    if cfg.task in PRETEXT_TASKS:
+        export_network(module.model, out / PRETRAINED_FILE, {
+            "architecture": cfg.model.arch, "task": cfg.task, "grid": list(cfg.jigsaw.grid),
+            "input_size": list(cfg.data.input_size), "epochs": metrics["epochs"], "global_step": metrics["global_step"],
             "data": cfg.data.train_ann or cfg.data.train_image_folder, "hsjp_config": to_dict(cfg),
-        })
-        atomic_write_json(out / "pretext_metrics.json", {**metrics, "chance_placement_acc": 1 / module.model.num_outputs})
+        }, with_head=cfg.task == "jigsaw")
+        chance = "chance_placement_acc" if cfg.task == "jigsaw" else "chance_permutation_acc"
+        atomic_write_json(out / "pretext_metrics.json", {**metrics, chance: 1 / module.model.num_outputs})
     else:
         atomic_write_json(out / "metrics.json", metrics)
     if (out / "logs").is_dir():

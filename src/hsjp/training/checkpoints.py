@@ -1,0 +1,90 @@
+"""Checkpoints a killed run can resume from, and a resume that checks what it resumes.
+
+A run saves ``last.ckpt`` every ``train.checkpoint_every_n_steps`` optimiser steps and at each
+epoch's end, so a crash costs at most that many steps. Every save is atomic; a re-run first
+checks that ``last.ckpt`` is a safe-to-load checkpoint of the same task, network and output count,
+so that resuming the wrong folder is one line, not a Lightning traceback or a silently wrong run.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from hsjp.config import Config
+from hsjp.errors import CheckpointError, brief
+from hsjp.io import atomic_write_bytes
+
+LAST = "last"
+
+
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """A checkpoint's contents, refusing pickled code (``weights_only``) with a one-line error.
+
+    ``mmap`` maps the tensors instead of reading them, for a cheap look at the metadata.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except Exception as e:  # torch raises pickle, zip and runtime errors for a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({brief(e)})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a training checkpoint (holds a {type(ckpt).__name__})")
+    return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's save writes through fsspec into the system temp folder and then moves the file: a
+    move across file systems is a copy that a kill leaves half-written, and a kill mid-save leaves
+    the temp file behind. This writes beside the target, fsyncs and renames (``atomic_write_bytes``)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getbuffer())
+
+
+def last_checkpoint_callbacks(ckpt_dir: Path, every_n_steps: int) -> list[ModelCheckpoint]:
+    """``last.ckpt`` every ``every_n_steps`` steps (0: never) and at every epoch's end.
+
+    Lightning allows one trigger per callback, so two callbacks write the same file. Each keeps it as
+    its single top-1 file named ``last`` rather than using ``save_last``: with ``save_top_k=0``,
+    Lightning writes ``save_last``'s file only after another save, so it would never be written.
+    """
+    def every(**trigger: int) -> ModelCheckpoint:
+        return ModelCheckpoint(dirpath=ckpt_dir, filename=LAST, save_top_k=1, enable_version_counter=False,
+                               save_on_train_epoch_end=True, **trigger)
+
+    return [every(every_n_epochs=1)] + ([every(every_n_train_steps=every_n_steps)] if every_n_steps > 0 else [])
+
+
+def remove_stale_temporaries(ckpt_dir: Path) -> None:
+    """Temp files of a save that a kill interrupted (``atomic_write_bytes`` names them ``.NAME.*.tmp``)."""
+    for tmp in ckpt_dir.glob(".*.ckpt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def check_resumable(path: Path, cfg: Config, num_outputs: int) -> int:
+    """Refuse ``path`` unless it continues this run (task, network, outputs); returns its step."""
+    ckpt = read_checkpoint(path, mmap=True)
+    try:
+        hp = ckpt["hyper_parameters"]
+        theirs = (hp["cfg"]["task"], hp["cfg"]["model"]["arch"], int(hp["num_outputs"]))
+        step = int(ckpt["global_step"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: not an hsjp training checkpoint (no hyper_parameters.cfg); "
+                              "delete it or choose another --out") from None
+    ours = (cfg.task, cfg.model.arch, num_outputs)
+    if theirs != ours:
+        describe = "{} {} with {} outputs".format
+        raise CheckpointError(f"{path}: cannot resume a {describe(*theirs)} run as a {describe(*ours)} run; "
+                              "choose another --out, or train.resume=false to start over")
+    return step

@@ -1,0 +1,151 @@
+"""A run killed at any moment resumes; what it cannot resume, or cannot trust, stops it in one line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from hsjp.cli import main
+from hsjp.config import load_config
+from hsjp.errors import CheckpointError, TrainingError
+from hsjp.training.run import train
+
+STEPS_PER_EPOCH = 4
+
+
+def _finetune_cmd(out, overrides, *extra):
+    return [sys.executable, "-m", "hsjp.cli", "finetune", "--config", "cpu_r18_128x96", "--out", str(out), *overrides,
+            f"train.limit_train_batches={STEPS_PER_EPOCH}", "train.checkpoint_every_n_steps=2",
+            "train.val_every_n_epochs=2", "trainer.num_threads=1", *extra]
+
+
+def _step(path):
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+
+
+def test_sigkill_mid_epoch_then_rerun_resumes_from_the_step_checkpoint(tmp_path, tiny_overrides):
+    out = tmp_path / "run"
+    cmd = _finetune_cmd(out, tiny_overrides)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = _step(last)
+    assert step % STEPS_PER_EPOCH != 0, f"killed at step {step}: not mid-epoch, the test proves less"
+    assert not (out / "metrics.json").exists()
+    # a save the kill interrupted leaves its temp file (atomic_write_bytes's name): the re-run clears it
+    (out / "checkpoints" / ".last.ckpt.interrupted.tmp").write_bytes(b"half a checkpoint")
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"finetune: {2 * STEPS_PER_EPOCH} steps, resuming at step {step} (mid-epoch" in again.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 2 * STEPS_PER_EPOCH and 0 <= metrics["AP"] <= 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert _step(last) == 2 * STEPS_PER_EPOCH
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_overrides, monkeypatch):
+    """What the kill test relies on, in-process: last.ckpt is written every 2 steps, not only at epoch ends."""
+    from lightning.pytorch.callbacks import Callback
+
+    from hsjp.training import run
+
+    seen = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, *_):
+            path = tmp_path / "checkpoints" / "last.ckpt"
+            seen.append(_step(path) if path.is_file() else None)
+
+    build = run.build_trainer
+
+    def with_record(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.callbacks.append(Record())
+        return trainer
+
+    monkeypatch.setattr(run, "build_trainer", with_record)
+    train(load_config(None, [*tiny_overrides, "train.epochs=1", f"train.limit_train_batches={STEPS_PER_EPOCH}",
+                             "train.checkpoint_every_n_steps=2", "data.val_ann="]), tmp_path)
+    assert seen == [None, None, 2, 2]
+
+
+def test_resuming_another_architecture_or_task_is_one_line(tmp_path, tiny_overrides, capsys):
+    train(load_config(None, [*tiny_overrides, "train.epochs=1", "train.limit_train_batches=1", "data.val_ann="]), tmp_path)
+    with pytest.raises(CheckpointError, match=r"cannot resume a pose resnet18 with \d+ outputs run as a pose resnet34"):
+        train(load_config(None, [*tiny_overrides, "model.arch=resnet34", "data.val_ann="]), tmp_path)
+    args = ["pretrain", "--config", "hsjp_cpu_r18_128x96", "--out", str(tmp_path), *tiny_overrides, "jigsaw.grid=[2,2]"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hsjp: error: ") and "as a jigsaw resnet18 with 4 outputs run" in err and err.count("\n") == 1
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    from hsjp.training.modules import HeatmapModule
+
+    real = HeatmapModule.loss
+    calls = []
+
+    def poisoned(self, pred, batch):  # the 4th step's loss is NaN
+        calls.append(1)
+        loss = real(self, pred, batch)
+        return loss * float("nan") if len(calls) == 4 else loss
+
+    monkeypatch.setattr(HeatmapModule, "loss", poisoned)
+    cfg = load_config(None, [*tiny_overrides, "train.epochs=1", f"train.limit_train_batches={STEPS_PER_EPOCH}",
+                             "train.checkpoint_every_n_steps=2", "data.val_ann="])
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(TrainingError, match=rf"non-finite training loss \(nan\) at step 4 \(epoch 0, batch 3\); "
+                                            rf"that step was not applied; kept {last} from step 2$"):
+        train(cfg, tmp_path)
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert not (tmp_path / "metrics.json").exists()
+
+
+class _Payload:
+    """Unpickling this runs ``touch MARKER`` (what a malicious checkpoint would do, harmlessly)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_carrying_pickled_code_is_refused_by_every_loading_path(tmp_path, synthetic, tiny_overrides, capsys):
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"cfg": _Payload(marker)}, "global_step": 1}, evil)
+    resumed = tmp_path / "resumed" / "checkpoints"
+    resumed.mkdir(parents=True)
+    (resumed / "last.ckpt").write_bytes(evil.read_bytes())
+    finetune = ["finetune", "--config", "cpu_r18_128x96", *tiny_overrides]
+    paths = {
+        "--init": [*finetune, "--out", str(tmp_path / "init"), "--init", str(evil)],
+        "--ckpt": ["evaluate", "--ckpt", str(evil), "--ann", str(synthetic["val_ann"]),
+                   "--images", str(synthetic["val_images"]), "--out", str(tmp_path / "eval")],
+        "resume": [*finetune, "--out", str(tmp_path / "resumed")],
+    }
+    for name, argv in paths.items():
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("hsjp: error: ") and err.count("\n") == 1, (name, err)
+        assert "Weights only load failed" in err, (name, err)
+        assert not marker.exists(), f"{name}: the payload ran"
+    # the control: the same file, loaded the unsafe way, does run its code
+    torch.load(evil, weights_only=False)
+    assert marker.exists()
