@@ -42,3 +42,15 @@ def tiny_overrides(synthetic) -> list[str]:
         "trainer.precision=32-true",
         "train.channels_last=false",
     ]
+
+
+@pytest.fixture(scope="session")
+def pose_checkpoint(tmp_path_factory, tiny_overrides) -> Path:
+    """A finetune checkpoint of a few steps on the generated data (64x64 crops), for inference tests."""
+    from hsjp.config import load_config
+    from hsjp.training.run import train
+
+    out = tmp_path_factory.mktemp("pose_ckpt")
+    train(load_config("cpu_r18_128x96", [*tiny_overrides, "train.epochs=1", "train.limit_train_batches=3",
+                                         "data.val_ann="]), out)
+    return out / "checkpoints" / "last.ckpt"

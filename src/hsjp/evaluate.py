@@ -5,18 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader
-
+from hsjp.api import PoseEstimator
 from hsjp.data.annotations import load_annotations
-from hsjp.data.crops import CropGeometry, PersonCrops, collate_skipping
-from hsjp.data.targets import ImageOnly
 from hsjp.errors import CheckpointError, DataError
 from hsjp.evaluation.metrics import format_table, keypoint_subset, only_keypoints
-from hsjp.evaluation.topdown import decode_batch, detection_records, evaluate_predictions, predict_heatmaps
+from hsjp.evaluation.topdown import detection_records, evaluate_predictions
 from hsjp.io import atomic_write_json
-from hsjp.training.datamodule import heatmap_codec
-from hsjp.training.modules import PoseModule
 
 
 def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes: str | None = None,
@@ -25,18 +19,19 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
                         keypoints: str | None = None) -> dict[str, float]:
     """Predict every person box of ``ann`` (or of ``boxes``), write COCO results and metrics.
 
+    ``ckpt`` is a finetune checkpoint or an ``hsjp export`` file (safetensors or ONNX); prediction is
+    :class:`hsjp.PoseEstimator`'s, so ``hsjp predict`` gives these very keypoints.
+
     ``show`` > 0 also draws that many predicted persons into ``OUT/predictions.png``: a number can
     hide a systematic error (swapped sides, a constant offset) that one look reveals.
     ``keypoints`` scores only that subset (e.g. ``5-16``, what LSPET labels), so a model is not
     judged on joints its training data never showed it; the results file still holds all of them.
     """
     out = Path(out)
-    module = PoseModule.from_checkpoint(ckpt)
-    module.eval()
-    cfg = module.cfg
+    estimator = PoseEstimator.from_checkpoint(ckpt, flip_test=flip_test)
     anns = load_annotations(ann, images)
-    if anns.num_keypoints != module.model.num_outputs:
-        raise CheckpointError(f"{ckpt}: predicts {module.model.num_outputs} keypoints but {ann} has {anns.num_keypoints}")
+    if anns.num_keypoints != estimator.num_keypoints:
+        raise CheckpointError(f"{ckpt}: predicts {estimator.num_keypoints} keypoints but {ann} has {anns.num_keypoints}")
     subset = {}
     if keypoints is not None:
         subset["keypoints"] = keypoint_subset(keypoints, anns.num_keypoints, anns.keypoint_names)
@@ -44,17 +39,8 @@ def evaluate_checkpoint(ckpt: str, ann: str, images: str, out: str | Path, boxes
     records = detection_records(boxes, anns) if boxes else anns.persons(require_keypoints=True)
     if not records:
         raise DataError(f"{boxes or ann}: no person boxes to evaluate")
-    dataset = PersonCrops(records, CropGeometry.from_config(cfg.data), ImageOnly())
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skipping)
-    codec = heatmap_codec(cfg)
-    preds: list[dict] = []
-    with torch.inference_mode():
-        for batch in loader:
-            if batch["skipped"]:
-                raise DataError(batch["skipped"][0])
-            heatmaps = predict_heatmaps(module, batch["image"], anns.flip_pairs, flip_test)
-            preds.extend(decode_batch(heatmaps, batch["meta"], codec))
-    results, metrics = evaluate_predictions(preds, anns, cfg.data.oks_sigmas, nms_thr if boxes else None)
+    preds = estimator.predict_records(records, batch_size, num_workers)
+    results, metrics = evaluate_predictions(preds, anns, estimator.spec.oks_sigmas, nms_thr if boxes else None)
     atomic_write_json(out / "keypoints_results.json", results, indent=None)
     source = f"detector boxes from {boxes}" if boxes else "ground-truth boxes"
     atomic_write_json(out / "metrics.json", {**metrics, "boxes": source, "checkpoint": str(ckpt),
