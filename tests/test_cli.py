@@ -1,6 +1,9 @@
 """The command line end to end: finetune, evaluate, score, show-puzzle, and its one-line errors."""
 
+import errno
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -104,7 +107,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path, checkpoint, synthetic):
     short.write_text(json.dumps(ann))
     code, err = _run("evaluate", "--ckpt", str(checkpoint), "--ann", str(short), "--images",
                      str(synthetic["val_images"]), "--out", str(tmp_path / "e"))
-    assert code == 2 and "keypoints has 48 values, expected 51" in err and f"annotation id {ann['annotations'][0]['id']}" in err
+    assert code == 2 and f"annotation 0 (id {ann['annotations'][0]['id']}): keypoints has 48 values, expected 51" in err
     assert err.strip().count("\n") == 0
 
 
@@ -121,10 +124,128 @@ def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_o
                  "jigsaw.grid=[2,2]", "train.epochs=1", "train.limit_train_batches=1"]) == 0
     code, err = _run("evaluate", "--ckpt", str(out / "checkpoints" / "last.ckpt"), "--ann", str(synthetic["val_ann"]),
                      "--images", str(synthetic["val_images"]), "--out", str(tmp_path / "e"))
-    assert code == 2 and "a jigsaw checkpoint, not a PoseModule" in err
+    assert code == 2 and "a jigsaw (pretext) checkpoint predicts puzzle pieces, not keypoints" in err
     # its backbone, though, initialises a pose network fully
     finetune = tmp_path / "ft"
     assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(finetune), *tiny_overrides,
-                 "train.epochs=1", "train.limit_train_batches=1", "--init", str(out / "backbone.safetensors")]) == 0
+                 "train.epochs=1", "train.limit_train_batches=1", "--init", str(out / "network.safetensors")]) == 0
     assert "filled 100/100 backbone tensors (100.0%)" in capsys.readouterr().out
     assert np.isfinite(json.loads((finetune / "metrics.json").read_text())["AP"])
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _broken_copy(src, tmp_path, breaks, name="ann.json"):
+    """``src`` (a COCO file) with its first annotation broken by ``breaks``."""
+    data = json.loads(src.read_text())
+    breaks(data["annotations"][0])
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path, data["annotations"][0]["id"]
+
+
+def _one_error_line(capsys, *needles) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hsjp: error: ") and "\n" not in err and "Traceback" not in err, err
+    assert all(n in err for n in needles), err
+    return err
+
+
+NAN = float("nan")
+GROUND_TRUTH_BREAKS = {
+    "no iscrowd": lambda a: a.pop("iscrowd"),
+    "no area": lambda a: a.pop("area"),
+    "no num_keypoints": lambda a: a.pop("num_keypoints"),
+    "nan box": lambda a: a["bbox"].__setitem__(1, NAN),
+    "nan keypoint": lambda a: a["keypoints"].__setitem__(0, NAN),
+    "num_keypoints many": lambda a: a.update(num_keypoints="many"),
+    "zero-area box": lambda a: a["bbox"].__setitem__(2, 0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GROUND_TRUTH_BREAKS))
+def test_score_refuses_bad_ground_truth(tmp_path, synthetic, capsys, kind):
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in json.loads(synthetic["val_ann"].read_text())["annotations"]]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    ann, ann_id = _broken_copy(synthetic["val_ann"], tmp_path, GROUND_TRUTH_BREAKS[kind])
+    assert main(["score", "--ann", str(ann), "--results", str(tmp_path / "r.json"), "--out", str(tmp_path / "o")]) == 2
+    _one_error_line(capsys, f"{ann}: annotation 0 (id {ann_id}): ")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kind", ["no iscrowd", "no area", "no num_keypoints", "nan box", "num_keypoints many"])
+def test_evaluate_and_finetune_refuse_bad_ground_truth(tmp_path, checkpoint, synthetic, tiny_overrides, capsys, kind):
+    ann, ann_id = _broken_copy(synthetic["val_ann"], tmp_path, GROUND_TRUTH_BREAKS[kind])
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(ann), "--images", str(synthetic["val_images"]),
+                 "--out", str(tmp_path / "e"), "--workers", "0"]) == 2
+    _one_error_line(capsys, f"{ann}: annotation 0 (id {ann_id}): ")
+    train_ann, ann_id = _broken_copy(synthetic["train_ann"], tmp_path, GROUND_TRUTH_BREAKS[kind], "train.json")
+    for split, path in (("train", train_ann), ("val", ann)):  # refused before the first epoch, not at validation
+        assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(tmp_path / f"ft-{split}"), *tiny_overrides,
+                     f"data.{split}_ann={path}"]) == 2
+        _one_error_line(capsys, f"{path}: annotation 0 (id ")
+        assert not (tmp_path / f"ft-{split}" / "checkpoints").exists()
+
+
+RESULTS_BREAKS = {
+    "other category": (lambda r: r.update(category_id=2), "category_id 2 is not the person category 1"),
+    "unknown image": (lambda r: r.update(image_id=123456), "image_id 123456 is not in the ground truth"),
+    "nan score": (lambda r: r.update(score=NAN), "'score' is nan"),
+    "nan keypoint": (lambda r: r["keypoints"].__setitem__(4, NAN), "'keypoints' is"),
+    "keypoint count": (lambda r: r.update(keypoints=r["keypoints"][:48]), "keypoints has 48 values, expected 51"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RESULTS_BREAKS))
+def test_score_refuses_bad_results(tmp_path, synthetic, capsys, kind):
+    breaks, message = RESULTS_BREAKS[kind]
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in json.loads(synthetic["val_ann"].read_text())["annotations"]]
+    breaks(results[2])
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert main(["score", "--ann", str(synthetic["val_ann"]), "--results", str(tmp_path / "r.json")]) == 2
+    _one_error_line(capsys, f"{tmp_path / 'r.json'}: record 2: {message}")
+
+
+def test_evaluate_refuses_bad_detections(tmp_path, checkpoint, capsys):
+    root = shared_path("mmpose_tests", "coco")
+    dets = json.loads((root / "test_coco_det_AP_H_56.json").read_text())
+    dets[5]["score"] = NAN  # would pass (or miss) the score threshold without a word
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(root / "test_coco.json"), "--images", str(root),
+                 "--boxes", str(tmp_path / "dets.json"), "--out", str(tmp_path / "e"), "--workers", "0"]) == 2
+    _one_error_line(capsys, f"{tmp_path / 'dets.json'}: record 5: 'score' is nan")
+
+
+def test_evaluate_refuses_truncated_image(tmp_path, checkpoint, synthetic, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(synthetic["val_images"], images)
+    victim = sorted(images.iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:-500])  # decodes "fine" in OpenCV, grey where data is missing
+    assert main(["evaluate", "--ckpt", str(checkpoint), "--ann", str(synthetic["val_ann"]), "--images", str(images),
+                 "--out", str(tmp_path / "e"), "--workers", "0"]) == 2
+    _one_error_line(capsys, f"{victim}: truncated JPEG")
+
+
+def test_failed_write_is_one_line_and_leaves_no_partial_file(tmp_path, synthetic, capsys, monkeypatch):
+    results = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+               for a in json.loads(synthetic["val_ann"].read_text())["annotations"]]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    score = ["score", "--ann", str(synthetic["val_ann"]), "--results", str(tmp_path / "r.json"), "--out"]
+    (tmp_path / "file").write_text("in the way")
+    assert main([*score, str(tmp_path / "file" / "out")]) == 2  # --out cannot be created
+    _one_error_line(capsys, f"{tmp_path / 'file' / 'out' / 'metrics.json'}: cannot create folder")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text("old")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("hsjp.io.os.fsync", disk_full)
+    assert main([*score, str(out)]) == 2
+    _one_error_line(capsys, f"{out / 'metrics.json'}: cannot write (No space left on device)")
+    assert os.listdir(out) == ["metrics.json"] and (out / "metrics.json").read_text() == "old"

@@ -58,7 +58,7 @@ def test_interrupted_arm_resumes_from_its_checkpoint(tmp_path, experiment, capsy
     done.unlink()  # as if killed after training, before the arm was recorded
     run_experiment(experiment, out)
     printed = capsys.readouterr().out
-    assert "scratch-labels1-seed0: done, skipped" in printed and "resuming from" in printed
+    assert "scratch-labels1-seed0: done, skipped" in printed and "hsjp-labels1-seed0: 2 steps, resuming at step 2 ->" in printed
     assert done.is_file()
 
 
@@ -182,6 +182,6 @@ def test_label_efficiency_with_the_classification_arm(tmp_path, experiment):
     cls = next(r for r in records if r["arm"] == "jigsaw_cls")
     assert 0 <= cls["pretrain_permutation_acc"] <= 1
     table = (out / "results.md").read_text()
-    assert "| jigsaw_cls | 0.5 | synthetic_val | 2 | 2 + 1 |" in table
+    assert "| jigsaw_cls | 0.5 | synthetic_val | 2 | 2 + 2 |" in table
     assert "finetune steps to scratch's final val PCK@0.1" in table
     assert (out / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"

@@ -12,15 +12,17 @@ from hsjp.errors import HsjpError
 
 
 def _config(args: argparse.Namespace, task: str):
-    from hsjp.config import load_config
+    """The run's config; a pretext command keeps the config's own pretext task (jigsaw or jigsaw_cls)."""
+    from hsjp.config import PRETEXT_TASKS, load_config
 
     overrides = list(args.overrides)
-    for flag, key in (("init", "model.init"), ("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"),
+    for flag, key in (("init", "model.init"), ("transfer", "model.transfer"), ("devices", "trainer.devices"), ("num_nodes", "trainer.num_nodes"),
                       ("precision", "trainer.precision")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     cfg = load_config(args.config, overrides)
-    cfg.task = task
+    if not (task in PRETEXT_TASKS and cfg.task in PRETEXT_TASKS):
+        cfg.task = task
     return cfg
 
 
@@ -36,7 +38,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
     metrics = train(_config(args, "jigsaw"), args.out)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
-    print(f"backbone weights: {Path(args.out) / 'backbone.safetensors'}")
+    from hsjp.training.run import PRETRAINED_FILE
+
+    print(f"pretrained weights (for --init): {Path(args.out) / PRETRAINED_FILE}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -81,6 +85,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.data, fast=args.fast)
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    from hsjp.predict import run_predict
+
+    counts = run_predict(args.ckpt, args.inputs, args.out, args.boxes, args.whole_image, args.detector,
+                         args.detector_model, args.detector_weights, args.detector_score, args.device,
+                         args.batch_size, not args.no_flip, args.min_score, args.keypoint_thr)
+    print(f"{counts['persons']} persons in {counts['images']} images and {counts['videos']} videos: "
+          f"{Path(args.out) / 'keypoints_results.json'}, overlays in {Path(args.out) / 'overlays'}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from hsjp.export import export_checkpoint
+
+    print(f"wrote {export_checkpoint(args.ckpt, args.format, args.out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hsjp", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = p.add_subparsers(dest="command", required=True)
@@ -104,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(what LSPET labels); the others count as unlabelled")
 
     s = with_trainer(with_config("finetune", "train a pose network on COCO keypoints"))
-    s.add_argument("--init", help="'scratch', 'imagenet' or a weights file (e.g. OUT/backbone.safetensors)")
+    s.add_argument("--init", help="'scratch', 'imagenet' or a weights file (e.g. OUT/network.safetensors)")
+    s.add_argument("--transfer", choices=["backbone", "network"],
+                   help="what --init fills: the backbone, or the network but its final conv (model.transfer)")
     s.set_defaults(func=cmd_finetune)
     with_trainer(with_config("pretrain", "HSJP self-supervised pretraining on person crops")).set_defaults(func=cmd_pretrain)
 
@@ -155,6 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="a data root laid out like ../shared/data/lspet instead of generated data")
     s.add_argument("--fast", action="store_true", help="a few steps per run: checks the set-up, measures nothing")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("predict", help="keypoints on your own images, folders of images and videos, with overlays")
+    s.add_argument("--ckpt", required=True, help="finetune checkpoint, or an `hsjp export` .safetensors / .onnx file")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, video files")
+    s.add_argument("--out", required=True, help="folder for keypoints_results.json and overlays/")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--boxes", metavar="DETS.json",
+                       help="COCO detection results, matched by file_name (+ frame for videos) or image_id")
+    where.add_argument("--whole-image", action="store_true", help="each image (frame) is one person's box")
+    where.add_argument("--detector", action="store_true", help="find persons with a torchvision Faster R-CNN")
+    s.add_argument("--detector-model", default="fasterrcnn_resnet50_fpn",
+                   choices=["fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+                            "fasterrcnn_mobilenet_v3_large_320_fpn"])
+    s.add_argument("--detector-weights", metavar="FILE", help="local state dict of --detector-model (default: download)")
+    s.add_argument("--detector-score", type=float, default=0.5, help="minimum detector score of a person box")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    s.add_argument("--batch-size", type=int, default=32, help="person crops per forward pass")
+    s.add_argument("--no-flip", action="store_true", help="disable flip test")
+    s.add_argument("--min-score", type=float, default=0.0, help="draw only persons scoring at least this")
+    s.add_argument("--keypoint-thr", type=float, default=0.2, help="draw only keypoints scoring above this")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="a finetuned network as ONNX or safetensors, for use without hsjp's training code")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--format", required=True, choices=["onnx", "safetensors"])
+    s.add_argument("--out", required=True, help="the file to write")
+    s.set_defaults(func=cmd_export)
     return p
 
 
@@ -166,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except HsjpError as e:
         print(f"hsjp: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused: --out not creatable, disk full, read-only
+        print(f"hsjp: error: {e.filename}: {e.strerror}" if e.filename else f"hsjp: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hsjp: interrupted", file=sys.stderr)

@@ -144,8 +144,7 @@ def run_pretrain(exp: ExperimentConfig, seed: int, out: Path, task: str = "jigsa
     run = out / ("pretrain" if task == "jigsaw" else f"pretrain_{task}") / f"seed{seed}"
     done = run / "pretext_metrics.json"
     if not (done.is_file() and (run / PRETRAINED_FILE).is_file()):
-        print(f"== pretrain {task} seed {seed} -> {run}")
-        train(pretext_config(exp, seed, task), run)
+        train(pretext_config(exp, seed, task), run, name=f"pretrain {task} seed {seed}")
     return {**json.loads(done.read_text()), "weights": str(run / PRETRAINED_FILE), "dir": str(run)}
 
 
@@ -180,9 +179,8 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     elif arm == "imagenet":
         extra.append(f"model.init={exp.imagenet_init}")
     cfg = pose_config(exp, seed, fraction, extra)
-    print(f"== {name} -> {arm_dir}")
     try:
-        metrics = train(cfg, arm_dir / "train")
+        metrics = train(cfg, arm_dir / "train", name=name)
     except (ConfigError, CheckpointError) as e:
         if arm != "imagenet":
             raise
@@ -347,7 +345,7 @@ def demo_config(data_root: Path, fast: bool = False) -> ExperimentConfig:
     train_ann, train_images = _find_split(data_root, "train")
     val_ann, val_images = _find_split(data_root, "val")
     data = [f"data.train_ann={train_ann}", f"data.train_images={train_images}",
-            f"data.val_ann={val_ann}", f"data.val_images={val_images}", "trainer.progress_bar=false"]
+            f"data.val_ann={val_ann}", f"data.val_images={val_images}"]
     steps = ["train.max_steps=6", "train.limit_val_batches=1"] if fast else []
     return ExperimentConfig(
         pose_config="demo", pose_overrides=[*data, *steps],
