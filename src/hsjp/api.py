@@ -122,14 +122,18 @@ class PoseEstimator:
         preds = self.predict_records(records, batch_size, read=arrays.__getitem__)
         sigmas = oks_sigmas(self.num_keypoints, self.spec.oks_sigmas) if nms_thr is not None else None
         k = self.num_keypoints
+        preds_of: list[list[dict]] = [[] for _ in images]
+        records_of: list[list[PersonRecord]] = [[] for _ in images]
+        for p in preds:
+            preds_of[p["image_id"]].append(p)
+        for r in records:
+            records_of[r.image_id].append(r)
         out = []
-        for i in range(len(images)):
-            mine = [p for p in preds if p["image_id"] == i]
+        for mine, rec in zip(preds_of, records_of):
             kpts, scores, keep = np.zeros((0, k, 3), np.float32), np.zeros(0), np.zeros(0, int)
             if mine:
                 kpts = np.stack([p["keypoints"] for p in mine]).astype(np.float32)
                 scores, keep = select_persons(mine, sigmas, nms_thr)
-            rec = [r for r in records if r.image_id == i]
             out.append(PosePrediction(kpts[keep], scores[keep], np.array([r.bbox for r in rec]).reshape(-1, 4)[keep],
                                       np.array([r.score for r in rec])[keep], self.keypoint_names, self.skeleton))
         return out

@@ -125,6 +125,12 @@ def load_exact(module: torch.nn.Module, state: dict, path: str) -> None:
     module.load_state_dict(state)
 
 
+def require_loaded(batch: dict) -> None:
+    """Validation scores every held-out sample: one that failed to load is an error, not a skip."""
+    if batch["skipped"]:
+        raise DataError(f"validation image failed to load: {batch['skipped'][0]}")
+
+
 class PoseModule(HeatmapModule):
     """Keypoint finetuning; validation decodes every ground-truth box and scores OKS AP."""
 
@@ -132,8 +138,7 @@ class PoseModule(HeatmapModule):
         self._preds: list[dict] = []
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if batch["skipped"]:
-            raise DataError(f"validation image failed to load: {batch['skipped'][0]}")
+        require_loaded(batch)
         heatmaps = predict_heatmaps(self, batch["image"], self.flip_pairs, self.cfg.train.flip_test)
         self._preds.extend(decode_batch(heatmaps, batch["meta"], heatmap_codec(self.cfg)))
         loss = self.loss_fn(heatmaps, batch["heatmaps"], batch["weights"])
@@ -154,8 +159,7 @@ class JigsawModule(HeatmapModule):
     """HSJP pretext; validation decodes each puzzle (Hungarian) and scores placement accuracy."""
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if batch["skipped"]:
-            raise DataError(f"validation image failed to load: {batch['skipped'][0]}")
+        require_loaded(batch)
         heatmaps = self(batch["image"])
         n = len(batch["image"])
         self.log("val/loss", self.loss_fn(heatmaps, batch["heatmaps"], batch["weights"]), batch_size=n, sync_dist=True)
@@ -177,8 +181,7 @@ class JigsawClsModule(HeatmapModule):
         return torch.nn.functional.cross_entropy(pred.float(), batch["label"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        if batch["skipped"]:
-            raise DataError(f"validation image failed to load: {batch['skipped'][0]}")
+        require_loaded(batch)
         logits = self(batch["image"])
         n = len(batch["image"])
         self.log("val/loss", self.loss(logits, batch), batch_size=n, sync_dist=True)
