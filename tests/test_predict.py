@@ -107,3 +107,18 @@ def test_bad_inputs_are_one_line_naming_the_file(tmp_path, pose_checkpoint, caps
     cv2.imwrite(str(tmp_path / "ok.png"), np.full((40, 30, 3), 128, np.uint8))
     assert f"{blocker / 'sub'}" in _bad(capsys, "--ckpt", pose_checkpoint, "--out", blocker / "sub", "--whole-image",
                                         tmp_path / "ok.png")
+
+
+def test_draw_prediction_draws_each_confident_person_on_a_copy():
+    from hsjp.api import PosePrediction
+    from hsjp.predict import COLORS, draw_prediction
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    keypoints = np.array([[[20, 30, 0.9], [40, 30, 0.9]], [[100, 80, 0.9], [120, 80, 0.9]],
+                          [[70, 100, 0.9], [90, 100, 0.9]]], np.float32)
+    pred = PosePrediction(keypoints, np.array([0.9, 0.8, 0.1]), np.array([[10, 10, 40, 40], [90, 60, 40, 40],
+                          [60, 90, 40, 20]], np.float32), np.ones(3), ("a", "b"), ((1, 2),))
+    out = draw_prediction(image, pred, min_score=0.5)
+    assert not image.any(), "the input frame is left untouched"
+    assert tuple(out[30, 20]) == COLORS[0] and tuple(out[80, 100]) == COLORS[1], "both confident persons, own colours"
+    assert not out[100, 80].any(), "a person under min_score is not drawn"

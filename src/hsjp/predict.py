@@ -22,6 +22,7 @@ from hsjp.data.annotations import IMAGE_SUFFIXES
 from hsjp.data.validate import read_image
 from hsjp.detection import COCO_PERSON, DetectionFile, PersonDetector
 from hsjp.errors import ConfigError, DataError
+from hsjp.evaluation.topdown import keypoint_record
 from hsjp.io import atomic_write_bytes, atomic_write_json
 from hsjp.viz import draw_keypoints
 
@@ -70,12 +71,12 @@ def box_source(boxes: str | None, whole_image: bool, detector: bool, detector_mo
 def draw_prediction(image: np.ndarray, pred: PosePrediction, min_score: float = 0.0,
                     keypoint_thr: float = 0.2) -> np.ndarray:
     """Each person scoring at least ``min_score``: its box, skeleton and score, one colour per person."""
-    out = image
+    out = image.copy()
     thick = max(1, round(min(image.shape[:2]) / 300))
     for i in np.flatnonzero(pred.scores >= min_score):
         color = COLORS[i % len(COLORS)]
         x, y, w, h = (int(round(v)) for v in pred.boxes[i])
-        out = draw_keypoints(out, pred.keypoints[i], [list(p) for p in pred.skeleton], keypoint_thr, color)
+        draw_keypoints(out, pred.keypoints[i], [list(p) for p in pred.skeleton], keypoint_thr, color, inplace=True)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thick)
         cv2.putText(out, f"{pred.scores[i]:.2f}", (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4 * thick + 0.1, color, thick, cv2.LINE_AA)
@@ -84,8 +85,7 @@ def draw_prediction(image: np.ndarray, pred: PosePrediction, min_score: float = 
 
 def result_records(pred: PosePrediction, image_id: int, file_name: str, frame: int | None) -> list[dict]:
     extra = {"frame": frame} if frame is not None else {}
-    return [{"image_id": image_id, "file_name": file_name, **extra, "category_id": COCO_PERSON,
-             "keypoints": [round(float(v), 3) for v in kpts.reshape(-1)], "score": float(score)}
+    return [keypoint_record(image_id, COCO_PERSON, kpts, score, file_name=file_name, **extra)
             for kpts, score in zip(pred.keypoints, pred.scores)]
 
 

@@ -89,10 +89,11 @@ def plot_learning_curves(csv_path: str | Path, png: str | Path, title: str = "")
 
 
 def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, skeleton: list[list[int]] | None = None,
-                   thr: float = 0.2, color: tuple[int, int, int] = (255, 64, 64)) -> np.ndarray:
+                   thr: float = 0.2, color: tuple[int, int, int] = (255, 64, 64), inplace: bool = False) -> np.ndarray:
     """RGB image with keypoints (K, 3: x, y, score or visibility) above ``thr`` and their limbs, all in
-    ``color``, so two skeletons drawn on one image (prediction and ground truth) stay apart."""
-    out = image.copy()
+    ``color``, so two skeletons drawn on one image (prediction and ground truth) stay apart.
+    ``inplace`` draws on ``image`` itself, for callers drawing many persons on one copy."""
+    out = image if inplace else image.copy()
     r = max(2, round(min(out.shape[:2]) / 120))
     ok = keypoints[:, 2] > thr
     for a, b in skeleton or []:

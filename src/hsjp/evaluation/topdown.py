@@ -71,6 +71,12 @@ def select_persons(preds: list[dict], sigmas: np.ndarray | None, nms_thr: float 
     return scores, np.array(sorted(kept))
 
 
+def keypoint_record(image_id: int, category_id: int, keypoints: np.ndarray, score: float, **extra) -> dict:
+    """One COCO keypoint result; ``extra`` fields (``file_name``, ``frame``) go after ``image_id``."""
+    return {"image_id": image_id, **extra, "category_id": category_id,
+            "keypoints": [round(float(v), 3) for v in np.asarray(keypoints).reshape(-1)], "score": float(score)}
+
+
 def to_coco_results(preds: list[dict], category_id: int, sigmas: np.ndarray | None,
                     nms_thr: float | None = None, kpt_thr: float = 0.2) -> list[dict]:
     """COCO keypoint results; scores rescored by keypoint confidence, optionally OKS-NMS per image."""
@@ -78,12 +84,7 @@ def to_coco_results(preds: list[dict], category_id: int, sigmas: np.ndarray | No
         return []
     kpts = np.stack([p["keypoints"] for p in preds])
     scores, keep = select_persons(preds, sigmas, nms_thr, kpt_thr)
-    return [{
-        "image_id": preds[i]["image_id"],
-        "category_id": category_id,
-        "keypoints": [round(float(v), 3) for v in kpts[i].reshape(-1)],
-        "score": float(scores[i]),
-    } for i in keep]
+    return [keypoint_record(preds[i]["image_id"], category_id, kpts[i], scores[i]) for i in keep]
 
 
 def evaluate_predictions(preds: list[dict], anns: KeypointAnnotations, sigmas: list[float] | None = None,

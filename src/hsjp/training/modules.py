@@ -32,7 +32,8 @@ class HeatmapModule(L.LightningModule):
         self.model = create_model(m.arch, num_outputs, m.init, m.deconv_channels, m.transfer, head)
         if self.cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = HeatmapMSELoss(self.cfg.train.loss_pixel_reduction)
+        # the classification jigsaw's loss is cross-entropy on the labels (its own ``loss``)
+        self.loss_fn = HeatmapMSELoss(self.cfg.train.loss_pixel_reduction) if head == "heatmap" else None
         self.skipped_this_epoch = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -141,7 +142,7 @@ class PoseModule(HeatmapModule):
         require_loaded(batch)
         heatmaps = predict_heatmaps(self, batch["image"], self.flip_pairs, self.cfg.train.flip_test)
         self._preds.extend(decode_batch(heatmaps, batch["meta"], heatmap_codec(self.cfg)))
-        loss = self.loss_fn(heatmaps, batch["heatmaps"], batch["weights"])
+        loss = self.loss(heatmaps, batch)
         self.log("val/loss", loss, batch_size=len(batch["image"]), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
@@ -162,7 +163,7 @@ class JigsawModule(HeatmapModule):
         require_loaded(batch)
         heatmaps = self(batch["image"])
         n = len(batch["image"])
-        self.log("val/loss", self.loss_fn(heatmaps, batch["heatmaps"], batch["weights"]), batch_size=n, sync_dist=True)
+        self.log("val/loss", self.loss(heatmaps, batch), batch_size=n, sync_dist=True)
         pred = jigsaw_codec(self.cfg).decode(heatmaps.float().cpu().numpy())
         true = batch["permutation"].cpu().numpy()
         self.log("val/placement_acc", placement_accuracy(pred, true), batch_size=n, sync_dist=True, prog_bar=True)
