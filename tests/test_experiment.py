@@ -185,3 +185,24 @@ def test_label_efficiency_with_the_classification_arm(tmp_path, experiment):
     assert "| jigsaw_cls | 0.5 | synthetic_val | 2 | 2 + 2 |" in table
     assert "finetune steps to scratch's final val PCK@0.1" in table
     assert (out / "label_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_process_per_seed_shares_the_work_and_the_last_writes_the_whole_report(tmp_path, experiment):
+    out = tmp_path / "exp"
+    experiment.seeds = [0, 1]
+    records = run_experiment(experiment, out, only_seeds=[1])
+    assert [(r["seed"], r["status"]) for r in records] == [(0, "not run"), (0, "not run"), (1, "done"), (1, "done")]
+    assert not (out / "pretrain" / "seed0").exists() and (out / "pretrain" / "seed1").is_dir()
+    records = run_experiment(experiment, out, only_seeds=[0])
+    assert all(r["status"] == "done" for r in records)
+    assert "| hsjp | 1 | synthetic_val | 2 | 2 + 2 |" in (out / "results.md").read_text()
+
+
+def test_a_seed_the_experiment_does_not_plan_is_refused(tmp_path, experiment, capsys):
+    from hsjp.cli import main
+    from hsjp.config import save_config
+
+    save_config(experiment, tmp_path / "e.yaml")
+    assert main(["experiment", "--config", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "exp"), "--seeds", "7"]) == 2
+    assert "--seeds: seed 7 is not one the experiment plans (0)" in capsys.readouterr().err
+    assert not (tmp_path / "exp" / "arms").exists()

@@ -76,7 +76,8 @@ def cmd_make_data(args: argparse.Namespace) -> None:
 def cmd_experiment(args: argparse.Namespace) -> None:
     from hsjp.experiment import load_experiment, run_experiment
 
-    run_experiment(load_experiment(args.config, args.overrides), args.out, report_only=args.report_only)
+    run_experiment(load_experiment(args.config, args.overrides), args.out, report_only=args.report_only,
+                   only_seeds=args.seeds)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_config("experiment", "scratch vs HSJP vs ImageNet, one resumable command")
     s.add_argument("--report-only", action="store_true",
                    help="run nothing: tabulate the finished arms (the others listed as unfinished)")
+    s.add_argument("--seeds", type=int, nargs="+",
+                   help="run only these seeds' arms: start one process per seed (same --out) to share the work")
     s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")

@@ -202,23 +202,31 @@ def arm_name(arm: str, fraction: float, seed: int) -> str:
     return f"{arm}-labels{fraction:g}-seed{seed}"
 
 
-def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = False) -> list[dict]:
+def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = False,
+                   only_seeds: list[int] | None = None) -> list[dict]:
     """Run every arm not yet finished, then write the report.
 
     ``report_only`` runs nothing: it reports the finished arms and lists the others as unfinished,
     so a long experiment can be read while it runs (or when part of it was never run).
+    ``only_seeds`` runs only those seeds' arms (and pretexts), so that one process per seed can share
+    the work across cores or machines: seeds share nothing, and each process's report covers every
+    planned run, finished or not, so the last one to finish writes the whole report.
     """
     out = Path(out)
     runs = planned_runs(exp)
-    if report_only:
-        records = [finished_arm(out, *run) for run in runs]
-    else:
+    if only_seeds is not None:
+        unknown = sorted(set(only_seeds) - {seed for _, _, seed in runs})
+        if unknown:
+            raise ConfigError(f"--seeds: seed {unknown[0]} is not one the experiment plans "
+                              f"({', '.join(map(str, sorted({s for _, _, s in runs})))})")
+    if not report_only:
         for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
             if s.keypoints is not None:
                 anns = load_annotations(s.ann, s.images, check_images=False)
                 keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
         save_config(exp, out / "experiment.yaml")
-        records = [run_arm(exp, arm, frac, seed, out) for arm, frac, seed in runs]
+    records = [finished_arm(out, arm, frac, seed) if report_only or (only_seeds is not None and seed not in only_seeds)
+               else run_arm(exp, arm, frac, seed, out) for arm, frac, seed in runs]
     write_report(exp, records, out)
     return records
 
