@@ -114,7 +114,8 @@ def main() -> None:
                 if args.phase == "pretrain":
                     continue
                 pre = json.loads((run / "pretext_metrics.json").read_text())
-                for transfer in args.transfer:
+                # the classification jigsaw's head is a classifier: only its backbone transfers
+                for transfer in ["backbone"] if "task=jigsaw_cls" in VARIANTS[name] else args.transfer:
                     m = probe(out, name, seed, str(run / "network.safetensors"), transfer, data, args, fit_persons,
                               f"pre{steps}")
                     results.setdefault(f"{name} {steps} {transfer}", []).append({"seed": seed, "pretext": pre, "probe": m})
@@ -128,20 +129,26 @@ def main() -> None:
 
 
 def table(results: dict[str, list[dict]]) -> str:
-    """Mean ± std over seeds; the pretext metric is placement (heatmap) or permutation (classification) accuracy."""
+    """Mean ± std over seeds; the pretext metric is placement (heatmap) or permutation (classification)
+    accuracy. The last column pairs each run with the scratch probe of its own seed (same labelled
+    persons, same data order), which cancels part of the seed-to-seed spread: one value per seed."""
     def stat(values: list[float]) -> str:
         return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
 
-    lines = ["| variant (pretext steps, transfer) | seeds | pretext acc (chance) | probe PCK@0.1 | probe AP |",
-             "|---|---|---|---|---|"]
+    scratch = {r["seed"]: r["probe"]["PCK@0.1"] for r in results.get("scratch", [])}
+    lines = ["| variant (pretext steps, transfer) | seeds | pretext acc (chance) | probe PCK@0.1 | probe AP "
+             "| PCK@0.1 minus same-seed scratch |", "|---|---|---|---|---|---|"]
     for name, runs in results.items():
         pre = [r["pretext"] for r in runs if "pretext" in r]
         acc = "-"
         if pre:
             key = "placement_acc" if "placement_acc" in pre[0] else "permutation_acc"
             acc = f"{stat([q[key] for q in pre])} ({100 * pre[0]['chance_' + key]:.1f})"
+        paired = ", ".join(f"{100 * (r['probe']['PCK@0.1'] - scratch[r['seed']]):+.1f}" for r in runs
+                           if r["seed"] in scratch) if name != "scratch" else "-"
         lines.append(f"| {name} | {', '.join(str(r['seed']) for r in runs)} | {acc} | "
-                     f"{stat([r['probe']['PCK@0.1'] for r in runs])} | {stat([r['probe']['AP'] for r in runs])} |")
+                     f"{stat([r['probe']['PCK@0.1'] for r in runs])} | {stat([r['probe']['AP'] for r in runs])} "
+                     f"| {paired or '-'} |")
     return "\n".join(lines)
 
 
