@@ -124,6 +124,7 @@ def main() -> None:
                     results.setdefault("scratch", []).append({"seed": seed, "probe": scratch})
                 atomic_write_json(out / "ablation.json", {"args": vars(args), "results": results})
                 atomic_write_text(out / "ablation.md", table(results) + "\n")
+                plot(results, out / "ablation.png")
     if results:
         print(table(results))
 
@@ -150,6 +151,32 @@ def table(results: dict[str, list[dict]]) -> str:
                      f"{stat([r['probe']['PCK@0.1'] for r in runs])} | {stat([r['probe']['AP'] for r in runs])} "
                      f"| {paired or '-'} |")
     return "\n".join(lines)
+
+
+def plot(results: dict[str, list[dict]], png: Path) -> Path:
+    """Probe PCK@0.1 per variant, one marker per seed, each seed's scratch probe as a line of its colour:
+    whether a variant beats scratch for every seed is what the eye should catch."""
+    import matplotlib.pyplot as plt
+
+    from hsjp.viz import save_figure
+
+    names = [n for n in results if n != "scratch"]
+    seeds = sorted({r["seed"] for runs in results.values() for r in runs})
+    colors = {s: f"C{i}" for i, s in enumerate(seeds)}
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 3.6))
+    for r in results.get("scratch", []):
+        ax.axhline(100 * r["probe"]["PCK@0.1"], color=colors[r["seed"]], ls="--", lw=1, label=f"scratch, seed {r['seed']}")
+    for x, name in enumerate(names):
+        for r in results[name]:
+            ax.plot(x + 0.08 * (seeds.index(r["seed"]) - (len(seeds) - 1) / 2), 100 * r["probe"]["PCK@0.1"], "o",
+                    color=colors[r["seed"]])
+    ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
+    ax.set_ylabel("probe PCK@0.1 (%)")
+    ax.set_title("finetune probe from each pretext (dots: seeds; dashed: scratch of that seed)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, png)
 
 
 if __name__ == "__main__":
