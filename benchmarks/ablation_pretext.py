@@ -143,7 +143,7 @@ def table(results: dict[str, list[dict]]) -> str:
         pre = [r["pretext"] for r in runs if "pretext" in r]
         acc = "-"
         if pre:
-            key = "placement_acc" if "placement_acc" in pre[0] else "permutation_acc"
+            key = "placement_acc" if "chance_placement_acc" in pre[0] else "permutation_acc"
             acc = f"{stat([q[key] for q in pre])} ({100 * pre[0]['chance_' + key]:.1f})"
         paired = ", ".join(f"{100 * (r['probe']['PCK@0.1'] - scratch[r['seed']]):+.1f}" for r in runs
                            if r["seed"] in scratch) if name != "scratch" else "-"
