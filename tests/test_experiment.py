@@ -32,6 +32,7 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert scratch_done.stat().st_mtime_ns == stamp
     by_arm = {r["arm"]: r for r in records}
     assert by_arm["hsjp"]["pretrain_steps"] == 2
+    assert by_arm["hsjp"]["transfer"] == "network", "HSJP reuses the pretext's deconvolutions by default"
     # equal compute: the pretrain's 2 steps plus the finetune's 2
     assert by_arm["scratch_equal_compute"]["steps"] == 4 and by_arm["scratch"]["steps"] == 2
     assert by_arm["imagenet"]["status"] == "not run" and "no-such-imagenet-weights.pth" in by_arm["imagenet"]["reason"]
@@ -206,3 +207,15 @@ def test_a_seed_the_experiment_does_not_plan_is_refused(tmp_path, experiment, ca
     assert main(["experiment", "--config", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "exp"), "--seeds", "7"]) == 2
     assert "--seeds: seed 7 is not one the experiment plans (0)" in capsys.readouterr().err
     assert not (tmp_path / "exp" / "arms").exists()
+
+
+def test_imagenet_arm_from_a_local_file_transfers_the_backbone_only(tmp_path, experiment):
+    """A classifier's weights have no heatmap head: the arm must not inherit the default 'network' scope."""
+    from hsjp.models import create_model
+    from hsjp.models.weights import export_network
+
+    experiment.imagenet_init = str(export_network(create_model("resnet18", 4), tmp_path / "imagenet_r18.safetensors",
+                                                  {}, with_head=False))
+    experiment.arms = ["imagenet"]
+    (record,) = run_experiment(experiment, tmp_path / "exp")
+    assert record["status"] == "done" and record["transfer"] == "backbone"

@@ -176,9 +176,11 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
             record["pretrain_permutation_acc"] = pre.get("permutation_acc")
         else:
             extra += equal_compute_overrides(pose_config(exp, seed, fraction), pre["global_step"])
-    elif arm == "imagenet":
-        extra.append(f"model.init={exp.imagenet_init}")
+    elif arm == "imagenet":  # a classifier's weights: only the backbone transfers
+        extra += [f"model.init={exp.imagenet_init}", "model.transfer=backbone"]
     cfg = pose_config(exp, seed, fraction, extra)
+    if cfg.model.init != "scratch":
+        record["transfer"] = cfg.model.transfer
     try:
         metrics = train(cfg, arm_dir / "train", name=name)
     except (ConfigError, CheckpointError) as e:

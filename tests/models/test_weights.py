@@ -65,7 +65,7 @@ def test_head_of_another_width_is_refused(tmp_path):
     msg = str(err.value)
     assert "narrow.safetensors" in msg and "head" in msg and "shape-mismatched" in msg
     # the backbone alone still fits
-    assert create_model("resnet18", 17, init=str(path)).load_report[0].fraction == 1.0
+    assert create_model("resnet18", 17, init=str(path), transfer="backbone").load_report[0].fraction == 1.0
 
 
 def test_backbone_only_file_cannot_fill_a_network(tmp_path):

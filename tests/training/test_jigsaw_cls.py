@@ -52,7 +52,7 @@ def test_pretext_run_exports_the_backbone_only(tmp_path, tiny_overrides):
     state, meta = read_state_dict(tmp_path / "pre" / "network.safetensors")
     assert meta["task"] == "jigsaw_cls" and {k.split(".")[0] for k in state} == {"backbone"}
     weights = str(tmp_path / "pre" / "network.safetensors")
-    assert create_model("resnet18", 17, init=weights).load_report[0].fraction == 1.0
+    assert create_model("resnet18", 17, init=weights, transfer="backbone").load_report[0].fraction == 1.0
     with pytest.raises(CheckpointError, match="holds no head weights"):
         create_model("resnet18", 17, init=weights, transfer="network")
     ckpt = torch.load(tmp_path / "pre" / "checkpoints" / "last.ckpt", weights_only=True)

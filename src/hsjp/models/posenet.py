@@ -64,7 +64,7 @@ def classifier_head(in_channels: int, num_classes: int, hidden: int = 512) -> nn
 
 
 def create_model(arch: str, num_outputs: int, init: str = "scratch", deconv_channels: int = 256,
-                 transfer: str = "backbone", head: str = "heatmap") -> PoseNet:
+                 transfer: str = "network", head: str = "heatmap") -> PoseNet:
     """Build a pose network; ``init`` is 'scratch', 'imagenet' or a path to a weights file.
 
     ``transfer`` says what a weights file fills ('backbone' or 'network', see ``ModelConfig``);

@@ -132,7 +132,7 @@ def match_part(module: torch.nn.Module, theirs: dict[str, torch.Tensor], path: s
     return fitting, report
 
 
-def load_pretrained(model: torch.nn.Module, path: str | Path, transfer: str = "backbone") -> list[LoadReport]:
+def load_pretrained(model: torch.nn.Module, path: str | Path, transfer: str = "network") -> list[LoadReport]:
     """Fill ``model`` from a pretrained file: its backbone, and with ``transfer='network'`` its head
     up to the final layer.
 
@@ -153,7 +153,8 @@ def load_pretrained(model: torch.nn.Module, path: str | Path, transfer: str = "b
         theirs = head_tensors(state)
         if not theirs:
             raise CheckpointError(f"{path}: holds no head weights (a backbone-only file), so model.transfer=network "
-                                  "has nothing to fill; use the pretrain's network.safetensors or model.transfer=backbone")
+                                  "has nothing to fill; use the pretrain's network.safetensors, or model.transfer=backbone "
+                                  "(--transfer backbone) for a backbone-only file")
         fitting_head, head_report = match_part(head, without_final_layer(theirs), str(path), "head")
         if head_report.missing or head_report.mismatched:
             raise CheckpointError(f"refusing head weights that do not fit {arch}'s head: {head_report.summary()}")
