@@ -10,7 +10,8 @@ of them), per seed; each probe finetunes ``--probe-steps`` on ``--probe-fraction
 persons, once per transfer scope in ``--transfer``. Runs go seed by seed, each pretext followed by its
 probes (and the seed's scratch probe), so every finished seed is a complete comparison. Resumable:
 finished runs are skipped, an interrupted one resumes from its last checkpoint; ``ablation.md`` is
-rewritten after every probe. ``--phase pretrain`` runs only the pretexts. Usage:
+rewritten after every probe. ``--phase pretrain`` runs only the pretexts; ``--phase report`` trains
+nothing and tabulates the finished runs. Usage:
 
     python benchmarks/ablation_pretext.py --out runs/ablation --seeds 0 1 --pretrain-steps 3000 \
         --transfer backbone network
@@ -62,9 +63,12 @@ def schedule(steps: int, persons: int) -> list[str]:
     return [f"train.max_steps={steps}", f"train.epochs={epochs}", f"train.milestones=[{max(1, round(epochs * 5 / 6))}]"]
 
 
-def pretrain(out: Path, name: str, seed: int, data: list[str], steps: int, fit_persons: int, threads: int) -> Path:
+def pretrain(out: Path, name: str, seed: int, data: list[str], steps: int, fit_persons: int, threads: int,
+             train_missing: bool = True) -> Path | None:
     run = out / name / f"seed{seed}" / f"pretrain{steps}"
     if not (run / "pretext_metrics.json").is_file():
+        if not train_missing:
+            return None
         cfg = load_config("hsjp_cpu_r18_128x96", [*data, *VARIANTS[name], *schedule(steps, fit_persons),
                                                   f"train.seed={seed}", f"trainer.num_threads={threads}"])
         print(f"== pretrain {name} seed {seed} ({steps} steps) -> {run}", flush=True)
@@ -73,9 +77,11 @@ def pretrain(out: Path, name: str, seed: int, data: list[str], steps: int, fit_p
 
 
 def probe(out: Path, name: str, seed: int, init: str, transfer: str, data: list[str], args: argparse.Namespace,
-          fit_persons: int, tag: str) -> dict:
+          fit_persons: int, tag: str) -> dict | None:
     run = out / name / f"seed{seed}" / f"probe-{tag}-{transfer}-f{args.probe_fraction:g}-{args.probe_steps}"
     if not (run / "metrics.json").is_file():
+        if args.phase == "report":
+            return None
         persons = max(1, round(args.probe_fraction * fit_persons))
         cfg = load_config("cpu_r18_128x96", [
             *data, f"model.init={init}", f"model.transfer={transfer}", f"data.label_fraction={args.probe_fraction}",
@@ -96,7 +102,8 @@ def main() -> None:
     p.add_argument("--transfer", nargs="+", default=["backbone"], choices=["backbone", "network"])
     p.add_argument("--holdout", type=int, default=1000)
     p.add_argument("--variants", nargs="+", default=["grid2x2", "grid4x3", "grid4x4"], choices=list(VARIANTS))
-    p.add_argument("--phase", choices=["pretrain", "all"], default="all")
+    p.add_argument("--phase", choices=["pretrain", "all", "report"], default="all",
+                   help="pretrain: the pretexts only; report: train nothing, tabulate the finished runs")
     p.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
     args = p.parse_args()
     out = Path(args.out)
@@ -110,18 +117,20 @@ def main() -> None:
     for seed in args.seeds:
         for steps in args.pretrain_steps:
             for name in args.variants:
-                run = pretrain(out, name, seed, data, steps, fit_persons, args.threads)
-                if args.phase == "pretrain":
+                run = pretrain(out, name, seed, data, steps, fit_persons, args.threads, args.phase != "report")
+                if run is None or args.phase == "pretrain":
                     continue
                 pre = json.loads((run / "pretext_metrics.json").read_text())
                 # the classification jigsaw's head is a classifier: only its backbone transfers
                 for transfer in ["backbone"] if "task=jigsaw_cls" in VARIANTS[name] else args.transfer:
                     m = probe(out, name, seed, str(run / "network.safetensors"), transfer, data, args, fit_persons,
                               f"pre{steps}")
-                    results.setdefault(f"{name} {steps} {transfer}", []).append({"seed": seed, "pretext": pre, "probe": m})
+                    if m is not None:
+                        results.setdefault(f"{name} {steps} {transfer}", []).append({"seed": seed, "pretext": pre, "probe": m})
                 if not any(r["seed"] == seed for r in results.get("scratch", [])):
                     scratch = probe(out, "scratch", seed, "scratch", "backbone", data, args, fit_persons, "scratch")
-                    results.setdefault("scratch", []).append({"seed": seed, "probe": scratch})
+                    if scratch is not None:
+                        results.setdefault("scratch", []).append({"seed": seed, "probe": scratch})
                 atomic_write_json(out / "ablation.json", {"args": vars(args), "results": results})
                 atomic_write_text(out / "ablation.md", table(results) + "\n")
                 plot(results, out / "ablation.png")
@@ -139,7 +148,7 @@ def table(results: dict[str, list[dict]]) -> str:
     scratch = {r["seed"]: r["probe"]["PCK@0.1"] for r in results.get("scratch", [])}
     lines = ["| variant (pretext steps, transfer) | seeds | pretext acc (chance) | probe PCK@0.1 | probe AP "
              "| PCK@0.1 minus same-seed scratch |", "|---|---|---|---|---|---|"]
-    for name, runs in results.items():
+    for name, runs in sorted(results.items(), key=lambda item: item[0] != "scratch"):
         pre = [r["pretext"] for r in runs if "pretext" in r]
         acc = "-"
         if pre:
