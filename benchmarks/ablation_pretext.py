@@ -63,14 +63,14 @@ def schedule(steps: int, persons: int) -> list[str]:
     return [f"train.max_steps={steps}", f"train.epochs={epochs}", f"train.milestones=[{max(1, round(epochs * 5 / 6))}]"]
 
 
-def pretrain(out: Path, name: str, seed: int, data: list[str], steps: int, fit_persons: int, threads: int,
-             train_missing: bool = True) -> Path | None:
+def pretrain(out: Path, name: str, seed: int, data: list[str], steps: int, fit_persons: int,
+             args: argparse.Namespace) -> Path | None:
     run = out / name / f"seed{seed}" / f"pretrain{steps}"
     if not (run / "pretext_metrics.json").is_file():
-        if not train_missing:
+        if args.phase == "report":
             return None
         cfg = load_config("hsjp_cpu_r18_128x96", [*data, *VARIANTS[name], *schedule(steps, fit_persons),
-                                                  f"train.seed={seed}", f"trainer.num_threads={threads}"])
+                                                  f"train.seed={seed}", f"trainer.num_threads={args.threads}"])
         print(f"== pretrain {name} seed {seed} ({steps} steps) -> {run}", flush=True)
         train(cfg, run)
     return run
@@ -117,7 +117,7 @@ def main() -> None:
     for seed in args.seeds:
         for steps in args.pretrain_steps:
             for name in args.variants:
-                run = pretrain(out, name, seed, data, steps, fit_persons, args.threads, args.phase != "report")
+                run = pretrain(out, name, seed, data, steps, fit_persons, args)
                 if run is None or args.phase == "pretrain":
                     continue
                 pre = json.loads((run / "pretext_metrics.json").read_text())

@@ -217,10 +217,11 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     out = Path(out)
     runs = planned_runs(exp)
     if only_seeds is not None:
-        unknown = sorted(set(only_seeds) - {seed for _, _, seed in runs})
+        planned = sorted({seed for _, _, seed in runs})
+        unknown = sorted(set(only_seeds) - set(planned))
         if unknown:
             raise ConfigError(f"--seeds: seed {unknown[0]} is not one the experiment plans "
-                              f"({', '.join(map(str, sorted({s for _, _, s in runs})))})")
+                              f"({', '.join(map(str, planned))})")
     if not report_only:
         for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
             if s.keypoints is not None:
