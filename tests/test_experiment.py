@@ -209,6 +209,15 @@ def test_a_seed_the_experiment_does_not_plan_is_refused(tmp_path, experiment, ca
     assert not (tmp_path / "exp" / "arms").exists()
 
 
+def test_arms_option_runs_only_those_arms_and_refuses_an_unplanned_one(tmp_path, experiment):
+    out = tmp_path / "exp"
+    records = run_experiment(experiment, out, only_arms=["scratch"])
+    assert [(r["arm"], r["status"]) for r in records] == [("scratch", "done"), ("hsjp", "not run")]
+    assert not (out / "pretrain").exists()
+    with pytest.raises(ConfigError, match=r"--arms: arm imagenet is not one the experiment plans \(scratch, hsjp\)"):
+        run_experiment(experiment, out, only_arms=["imagenet"])
+
+
 def test_imagenet_arm_from_a_local_file_transfers_the_backbone_only(tmp_path, experiment):
     """A classifier's weights have no heatmap head: the arm must not inherit the default 'network' scope."""
     from hsjp.models import create_model

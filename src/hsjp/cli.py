@@ -77,7 +77,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     from hsjp.experiment import load_experiment, run_experiment
 
     run_experiment(load_experiment(args.config, args.overrides), args.out, report_only=args.report_only,
-                   only_seeds=args.seeds)
+                   only_seeds=args.seeds, only_arms=args.arms)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run nothing: tabulate the finished arms (the others listed as unfinished)")
     s.add_argument("--seeds", type=int, nargs="+",
                    help="run only these seeds' arms: start one process per seed (same --out) to share the work")
+    s.add_argument("--arms", nargs="+",
+                   help="run only these arms (in the plan's order): to put first the runs that decide most")
     s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")

@@ -205,7 +205,7 @@ def arm_name(arm: str, fraction: float, seed: int) -> str:
 
 
 def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = False,
-                   only_seeds: list[int] | None = None) -> list[dict]:
+                   only_seeds: list[int] | None = None, only_arms: list[str] | None = None) -> list[dict]:
     """Run every arm not yet finished, then write the report.
 
     ``report_only`` runs nothing: it reports the finished arms and lists the others as unfinished,
@@ -213,14 +213,16 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     ``only_seeds`` runs only those seeds' arms (and pretexts), so that one process per seed can share
     the work across cores or machines: seeds share nothing, and each process's report covers every
     planned run, finished or not, so the last one to finish writes the whole report.
+    ``only_arms`` likewise runs only those arms, so the runs that decide most can go first when the
+    compute to hand will not cover the whole plan.
     """
     out = Path(out)
     runs = planned_runs(exp)
-    if only_seeds is not None:
-        planned = sorted({seed for _, _, seed in runs})
-        unknown = sorted(set(only_seeds) - set(planned))
+    for flag, chosen, planned in (("--seeds", only_seeds, sorted({seed for _, _, seed in runs})),
+                                  ("--arms", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs)))):
+        unknown = [c for c in chosen or [] if c not in planned]
         if unknown:
-            raise ConfigError(f"--seeds: seed {unknown[0]} is not one the experiment plans "
+            raise ConfigError(f"{flag}: {flag[2:-1]} {unknown[0]} is not one the experiment plans "
                               f"({', '.join(map(str, planned))})")
     if not report_only:
         for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
@@ -228,8 +230,11 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
                 anns = load_annotations(s.ann, s.images, check_images=False)
                 keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
         save_config(exp, out / "experiment.yaml")
-    records = [finished_arm(out, arm, frac, seed) if report_only or (only_seeds is not None and seed not in only_seeds)
-               else run_arm(exp, arm, frac, seed, out) for arm, frac, seed in runs]
+    def chosen(arm: str, seed: int) -> bool:
+        return (only_seeds is None or seed in only_seeds) and (only_arms is None or arm in only_arms)
+
+    records = [run_arm(exp, arm, frac, seed, out) if not report_only and chosen(arm, seed)
+               else finished_arm(out, arm, frac, seed) for arm, frac, seed in runs]
     write_report(exp, records, out)
     return records
 

@@ -1,5 +1,6 @@
 import json
 import shutil
+import warnings
 
 import pytest
 
@@ -36,6 +37,14 @@ def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):
     assert metrics["global_step"] == 4  # 2 steps were not redone
     # Lightning's CSV logger would delete the first part of the curve; it is kept as a part file
     assert len(read_metrics_csv(tmp_path / "logs")["train/loss"]) == 4
+
+
+def test_epochs_shorter_than_the_log_interval_log_across_epochs_without_a_warning(tmp_path, tiny_overrides):
+    with warnings.catch_warnings(record=True) as caught:  # keeps the filters in force, unlike pytest's recwarn
+        train(_cfg(tiny_overrides, "train.epochs=4", "train.limit_train_batches=2", "trainer.log_every_n_steps=4",
+                   "data.val_ann="), tmp_path)
+    assert [step for step, _ in read_metrics_csv(tmp_path / "logs")["train/loss"]] == [4, 8]  # steps done
+    assert not [w for w in caught if "logging interval" in str(w.message)]
 
 
 def test_input_size_must_fit_the_network_stride(tmp_path, tiny_overrides):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 import lightning as L
@@ -17,10 +18,31 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_utilities")
+#: Lightning warnings that do not apply to hsjp's runs, each with the reason.
+KNOWN_WARNINGS = (
+    # data.num_workers is sized to the machine on purpose (1 on a 2-core CPU)
+    ".*does not have many workers.*",
+    # a deprecation inside Lightning's own code, not ours to act on
+    ".*`isinstance\\(treespec, LeafSpec\\)`.*",
+    # a resumed run reuses its folders on purpose (keep_earlier_logs keeps the earlier metrics.csv)
+    ".*(Checkpoint|Experiment logs) directory .* exists and is not empty.*",
+    # the run's header line says what a mid-epoch resume does with the data instead
+    ".*resuming from a checkpoint that ended before the epoch ended.*",
+    # a run without validation data has an empty list of validation loaders, on purpose
+    ".*Total length of `list` across ranks is zero.*",
+    # an epoch shorter than log_every_n_steps (1 % of the labels: 5 batches) still logs every n global steps
+    ".*is smaller than the logging interval.*",
+    # pose validation metrics are computed once from every process's gathered predictions, not averaged
+    ".*It is recommended to use `self.log\\('val/.*sync_dist=True.*",
+)
 
 
 def quiet_lightning() -> None:
-    """Lightning's info messages only when the user asked for them (``HSJP_LOG``)."""
+    """Lightning's info messages only when the user asked for them (``HSJP_LOG``), and none of its
+    warnings that do not apply. Called again for every Trainer, because a caller's
+    ``warnings.catch_warnings`` (pytest's, around every test) drops filters added before it."""
+    for message in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     if not os.environ.get("HSJP_LOG"):
         for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

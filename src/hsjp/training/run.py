@@ -8,7 +8,6 @@ steps and at each epoch's end (see ``checkpoints``).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -35,16 +34,7 @@ MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc", "jigsaw_cls": "val/p
 #: The pretext's exported weights, the file ``model.init`` takes: backbone and (HSJP) heatmap head.
 PRETRAINED_FILE = "network.safetensors"
 
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*`isinstance\\(treespec, LeafSpec\\)`.*")
-# a resumed run reuses its folders on purpose (keep_earlier_logs keeps the earlier metrics.csv)
-warnings.filterwarnings("ignore", message=".*(Checkpoint|Experiment logs) directory .* exists and is not empty.*")
-# the run's header line says what a mid-epoch resume does with the data instead
-warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
-# a run without validation data has an empty list of validation loaders, on purpose
-warnings.filterwarnings("ignore", message=".*Total length of `list` across ranks is zero.*")
-# pose validation metrics are computed once from every process's gathered predictions, not averaged
-warnings.filterwarnings("ignore", message=".*It is recommended to use `self.log\\('val/.*sync_dist=True.*")
+quiet_lightning()  # for whatever runs before the first Trainer too
 
 
 def keep_earlier_logs(out: Path) -> None:
