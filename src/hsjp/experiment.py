@@ -218,11 +218,12 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     """
     out = Path(out)
     runs = planned_runs(exp)
-    for flag, chosen, planned in (("--seeds", only_seeds, sorted({seed for _, _, seed in runs})),
-                                  ("--arms", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs)))):
+    for flag, noun, chosen, planned in (
+            ("--seeds", "seed", only_seeds, sorted({seed for _, _, seed in runs})),
+            ("--arms", "arm", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs)))):
         unknown = [c for c in chosen or [] if c not in planned]
         if unknown:
-            raise ConfigError(f"{flag}: {flag[2:-1]} {unknown[0]} is not one the experiment plans "
+            raise ConfigError(f"{flag}: {noun} {unknown[0]} is not one the experiment plans "
                               f"({', '.join(map(str, planned))})")
     if not report_only:
         for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training

@@ -34,8 +34,6 @@ MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc", "jigsaw_cls": "val/p
 #: The pretext's exported weights, the file ``model.init`` takes: backbone and (HSJP) heatmap head.
 PRETRAINED_FILE = "network.safetensors"
 
-quiet_lightning()  # for whatever runs before the first Trainer too
-
 
 def keep_earlier_logs(out: Path) -> None:
     """Lightning's CSVLogger deletes an existing metrics.csv; on resume, keep it as a numbered part."""
