@@ -218,6 +218,16 @@ def test_arms_option_runs_only_those_arms_and_refuses_an_unplanned_one(tmp_path,
         run_experiment(experiment, out, only_arms=["imagenet"])
 
 
+def test_fractions_option_runs_only_those_fractions_and_refuses_an_unplanned_one(tmp_path, experiment):
+    out = tmp_path / "exp"
+    experiment.label_fractions = [0.5, 1.0]
+    records = run_experiment(experiment, out, only_arms=["scratch"], only_fractions=[0.5])
+    assert [(r["arm"], r["label_fraction"], r["status"]) for r in records] == [
+        ("scratch", 0.5, "done"), ("hsjp", 0.5, "not run"), ("scratch", 1.0, "not run"), ("hsjp", 1.0, "not run")]
+    with pytest.raises(ConfigError, match=r"--fractions: label fraction 0.3 is not one the experiment plans \(0.5, 1\)"):
+        run_experiment(experiment, out, only_fractions=[0.3])
+
+
 def test_imagenet_arm_from_a_local_file_transfers_the_backbone_only(tmp_path, experiment):
     """A classifier's weights have no heatmap head: the arm must not inherit the default 'network' scope."""
     from hsjp.models import create_model

@@ -77,7 +77,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     from hsjp.experiment import load_experiment, run_experiment
 
     run_experiment(load_experiment(args.config, args.overrides), args.out, report_only=args.report_only,
-                   only_seeds=args.seeds, only_arms=args.arms)
+                   only_seeds=args.seeds, only_arms=args.arms, only_fractions=args.fractions)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these seeds' arms: start one process per seed (same --out) to share the work")
     s.add_argument("--arms", nargs="+",
                    help="run only these arms (in the plan's order): to put first the runs that decide most")
+    s.add_argument("--fractions", type=float, nargs="+",
+                   help="run only these label fractions' arms (e.g. 0.1), likewise")
     s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")

@@ -205,7 +205,8 @@ def arm_name(arm: str, fraction: float, seed: int) -> str:
 
 
 def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = False,
-                   only_seeds: list[int] | None = None, only_arms: list[str] | None = None) -> list[dict]:
+                   only_seeds: list[int] | None = None, only_arms: list[str] | None = None,
+                   only_fractions: list[float] | None = None) -> list[dict]:
     """Run every arm not yet finished, then write the report.
 
     ``report_only`` runs nothing: it reports the finished arms and lists the others as unfinished,
@@ -213,28 +214,31 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     ``only_seeds`` runs only those seeds' arms (and pretexts), so that one process per seed can share
     the work across cores or machines: seeds share nothing, and each process's report covers every
     planned run, finished or not, so the last one to finish writes the whole report.
-    ``only_arms`` likewise runs only those arms, so the runs that decide most can go first when the
-    compute to hand will not cover the whole plan.
+    ``only_arms`` and ``only_fractions`` likewise run only those arms or label fractions, so the runs
+    that decide most can go first when the compute to hand will not cover the whole plan.
     """
     out = Path(out)
     runs = planned_runs(exp)
-    for flag, noun, chosen, planned in (
+    for flag, noun, picked, planned in (
             ("--seeds", "seed", only_seeds, sorted({seed for _, _, seed in runs})),
-            ("--arms", "arm", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs)))):
-        unknown = [c for c in chosen or [] if c not in planned]
+            ("--arms", "arm", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs))),
+            ("--fractions", "label fraction", only_fractions, sorted({frac for _, frac, _ in runs}))):
+        unknown = [c for c in picked or [] if c not in planned]
         if unknown:
-            raise ConfigError(f"{flag}: {noun} {unknown[0]} is not one the experiment plans "
-                              f"({', '.join(map(str, planned))})")
+            show = [f"{v:g}" if isinstance(v, float) else str(v) for v in (unknown[0], *planned)]
+            raise ConfigError(f"{flag}: {noun} {show[0]} is not one the experiment plans ({', '.join(show[1:])})")
     if not report_only:
         for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
             if s.keypoints is not None:
                 anns = load_annotations(s.ann, s.images, check_images=False)
                 keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
         save_config(exp, out / "experiment.yaml")
-    def chosen(arm: str, seed: int) -> bool:
-        return (only_seeds is None or seed in only_seeds) and (only_arms is None or arm in only_arms)
 
-    records = [run_arm(exp, arm, frac, seed, out) if not report_only and chosen(arm, seed)
+    def chosen(arm: str, frac: float, seed: int) -> bool:
+        return all(only is None or value in only
+                   for only, value in ((only_seeds, seed), (only_arms, arm), (only_fractions, frac)))
+
+    records = [run_arm(exp, arm, frac, seed, out) if not report_only and chosen(arm, frac, seed)
                else finished_arm(out, arm, frac, seed) for arm, frac, seed in runs]
     write_report(exp, records, out)
     return records
