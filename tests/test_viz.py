@@ -35,3 +35,11 @@ def test_validation_metrics_by_epoch_or_by_step(tmp_path):
     assert read_metrics_csv(csv)["val/AP"] == [(1.0, 0.1), (2.0, 0.3)]
     assert read_metrics_csv(csv, val_x="step")["val/AP"] == [(50.0, 0.1), (100.0, 0.3)]
     assert read_metrics_csv(csv)["train/loss"] == [(20.0, 2.0)]
+
+
+def test_experiment_curves_before_any_arm_finished_draw_empty_axes_without_a_warning(tmp_path, recwarn):
+    from hsjp.viz import plot_experiment_curves
+
+    (png,) = plot_experiment_curves([{"status": "not run"}], tmp_path)
+    assert cv2.imread(str(png)) is not None
+    assert not [w for w in recwarn if "legend" in str(w.message)]

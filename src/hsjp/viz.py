@@ -168,7 +168,8 @@ def plot_experiment_curves(records: list[dict], out: str | Path) -> list[Path]:
     for ax, name in zip(axes, ("OKS AP", "PCK@0.1")):
         ax.set_xlabel("finetune optimiser step")
         ax.set_ylabel(f"validation {name}")
-        ax.legend(fontsize=7)
+        if ax.lines:  # a report read before any arm finished has no curve to name
+            ax.legend(fontsize=7)
     written.append(save_figure(fig, out / "curves_finetune.png"))
     pre = sorted(out.glob("pretrain*/seed*/logs"))
     if pre:
