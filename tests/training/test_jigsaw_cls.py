@@ -57,3 +57,16 @@ def test_pretext_run_exports_the_backbone_only(tmp_path, tiny_overrides):
         create_model("resnet18", 17, init=weights, transfer="network")
     ckpt = torch.load(tmp_path / "pre" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["cfg"]["task"] == "jigsaw_cls" and ckpt["hyper_parameters"]["num_outputs"] == 23
+
+
+@pytest.mark.parametrize("accuracy, warned", [(0.044, True), (0.5, False)])
+def test_a_pretext_at_chance_is_called_untrained(tmp_path, capsys, accuracy, warned):
+    """The classification jigsaw on a 4x3 grid sat at chance for 3,000 steps: the run must say so."""
+    from hsjp.training.modules import module_for
+    from hsjp.training.run import write_outputs
+
+    cfg = load_config(None, ["task=jigsaw_cls", "jigsaw.grid=[2,2]"])
+    write_outputs(cfg, module_for(cfg, 23, []), tmp_path, {"permutation_acc": accuracy, "epochs": 1, "global_step": 2})
+    err = capsys.readouterr().err
+    assert ("permutation_acc 4.4 % is at chance (4.3 %)" in err) == warned
+    assert json.loads((tmp_path / "pretext_metrics.json").read_text())["chance_permutation_acc"] == pytest.approx(1 / 23)
