@@ -22,21 +22,28 @@ from hsjp.models import create_model
 VARIANTS = {"fp32": (False, False), "cl": (False, True), "bf16": (True, False), "bf16_cl": (True, True)}
 
 
-def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int, warmup: int, outputs: int) -> dict:
+def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int, warmup: int, outputs: int,
+          device: str = "cpu") -> dict:
     bf16, channels_last = VARIANTS[variant]
     torch.manual_seed(0)
-    model = create_model(arch, outputs)
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    model = create_model(arch, outputs).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loss_fn = HeatmapMSELoss()
     w, h = size
-    x = torch.randn(batch, 3, h, w).contiguous(memory_format=fmt)
-    target = torch.rand(batch, outputs, h // 4, w // 4)
-    weights = torch.ones(batch, outputs)
+    x = torch.randn(batch, 3, h, w, device=device).contiguous(memory_format=fmt)
+    target = torch.rand(batch, outputs, h // 4, w // 4, device=device)
+    weights = torch.ones(batch, outputs, device=device)
+    kind = torch.device(device).type
+    # a GPU runs ahead of Python: wait for its queue before reading the clock
+    sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
 
     def train_step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(model(x), target, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -44,7 +51,7 @@ def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int
 
     @torch.inference_mode()
     def infer_step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
             model(x)
             model(x.flip(-1))
 
@@ -53,10 +60,14 @@ def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int
         model.train(name == "train")
         for _ in range(warmup):
             fn()
+        sync()
         t = time.perf_counter()
         for _ in range(steps):
             fn()
+        sync()
         result[f"{name}_img_s"] = round(batch * steps / (time.perf_counter() - t), 2)
+    if kind == "cuda":
+        result["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     return result
 
 
@@ -69,11 +80,14 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--outputs", type=int, default=17)
     p.add_argument("--variants", nargs="+", default=["fp32", "bf16_cl"], choices=list(VARIANTS))
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = p.parse_args()
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__}))
+    machine = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
+        platform.processor() or platform.machine()
+    print(json.dumps({"machine": machine, "threads": torch.get_num_threads(), "torch": torch.__version__}))
     for v in args.variants:
-        print(json.dumps(bench(args.arch, tuple(args.size), args.batch, v, args.steps, args.warmup, args.outputs)), flush=True)
+        print(json.dumps(bench(args.arch, tuple(args.size), args.batch, v, args.steps, args.warmup, args.outputs,
+                                args.device)), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ import json
 import shutil
 import warnings
 
+import lightning as L
 import pytest
 
 from hsjp.config import load_config
@@ -45,6 +46,20 @@ def test_epochs_shorter_than_the_log_interval_log_across_epochs_without_a_warnin
                    "data.val_ann="), tmp_path)
     assert [step for step, _ in read_metrics_csv(tmp_path / "logs")["train/loss"]] == [4, 8]  # steps done
     assert not [w for w in caught if "logging interval" in str(w.message)]
+
+
+def test_extra_callbacks_see_every_step_beside_the_runs_own(tmp_path, tiny_overrides):
+    class Steps(L.Callback):
+        seen: list[int] = []
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            self.seen.append(trainer.global_step)
+
+    meter = Steps()
+    train(_cfg(tiny_overrides, "train.epochs=2", "train.limit_train_batches=2", "data.val_ann="), tmp_path,
+          callbacks=[meter])
+    assert meter.seen == [1, 2, 3, 4]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()  # the run's own checkpointing still ran
 
 
 def test_input_size_must_fit_the_network_stride(tmp_path, tiny_overrides):

@@ -128,7 +128,8 @@ class CropDataModule(L.LightningDataModule):
         per_process = len(sampler) if sampler is not None else len(dataset)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                           drop_last=train and per_process > batch_size, num_workers=workers,
-                          persistent_workers=workers > 0, collate_fn=collate_skipping)
+                          persistent_workers=workers > 0, collate_fn=collate_skipping,
+                          pin_memory=torch.cuda.is_available())  # page-locked batches copy to a GPU asynchronously
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.cfg.data.batch_size, True)

@@ -9,6 +9,7 @@ steps and at each epoch's end (see ``checkpoints``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -44,7 +45,8 @@ def keep_earlier_logs(out: Path) -> None:
         current.rename(current.with_name(f"metrics-part{part}.csv"))
 
 
-def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0) -> L.Trainer:
+def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0,
+                  extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
     if tr.sync_batchnorm and (tr.accelerator == "cpu" or not torch.cuda.is_available()):
         raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
@@ -55,6 +57,7 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
         *last_checkpoint_callbacks(ckpt_dir, t.checkpoint_every_n_steps),
         LearningRateMonitor(logging_interval="epoch"),
         RunHeader(name, resumed_step),
+        *extra_callbacks,
     ]
     if tr.progress_bar:
         callbacks.append(RunProgressBar(name))
@@ -84,10 +87,11 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     )
 
 
-def train(cfg: Config, out: str | Path, name: str | None = None) -> dict:
+def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequence[L.Callback] = ()) -> dict:
     """Fit, validate once more at the end, and write the run's outputs; returns the final metrics.
 
-    ``name`` heads the run's one line of output and its progress bar.
+    ``name`` heads the run's one line of output and its progress bar; ``callbacks`` join the run's
+    own (a benchmark's throughput meter, say) without a second copy of the trainer's set-up.
     """
     out = Path(out)
     if cfg.trainer.num_threads > 0:
@@ -101,7 +105,8 @@ def train(cfg: Config, out: str | Path, name: str | None = None) -> dict:
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.train.resume and last.is_file() else None
     step = check_resumable(last, cfg, dm.num_outputs) if resume else 0
-    trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step)
+    trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step,
+                            callbacks)
     if trainer.is_global_zero:
         save_config(cfg, out / "config.yaml")
         remove_stale_temporaries(last.parent)
