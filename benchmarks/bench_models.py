@@ -26,7 +26,8 @@ def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int
           device: str = "cpu") -> dict:
     bf16, channels_last = VARIANTS[variant]
     torch.manual_seed(0)
-    if torch.device(device).type == "cuda":
+    kind = torch.device(device).type
+    if kind == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     model = create_model(arch, outputs).to(device)
@@ -38,7 +39,6 @@ def bench(arch: str, size: tuple[int, int], batch: int, variant: str, steps: int
     x = torch.randn(batch, 3, h, w, device=device).contiguous(memory_format=fmt)
     target = torch.rand(batch, outputs, h // 4, w // 4, device=device)
     weights = torch.ones(batch, outputs, device=device)
-    kind = torch.device(device).type
     # a GPU runs ahead of Python: wait for its queue before reading the clock
     sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
 

@@ -22,6 +22,11 @@ from hsjp.data.targets import KeypointTarget, PuzzleClassTarget, PuzzleTarget
 from hsjp.errors import ConfigError, DataError
 
 
+def runs_on_cuda(cfg: Config) -> bool:
+    """Whether the run's Trainer will place it on CUDA GPUs ('auto' takes them where present)."""
+    return cfg.trainer.accelerator != "cpu" and torch.cuda.is_available()
+
+
 def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
     """A seeded random share of the labelled persons (the label-budget axis)."""
     if not 0 < fraction <= 1:
@@ -129,7 +134,7 @@ class CropDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                           drop_last=train and per_process > batch_size, num_workers=workers,
                           persistent_workers=workers > 0, collate_fn=collate_skipping,
-                          pin_memory=torch.cuda.is_available())  # page-locked batches copy to a GPU asynchronously
+                          pin_memory=runs_on_cuda(self.cfg))  # page-locked batches copy to a GPU asynchronously
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.cfg.data.batch_size, True)

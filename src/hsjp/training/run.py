@@ -28,7 +28,7 @@ from hsjp.training.checkpoints import (
     read_checkpoint,
     remove_stale_temporaries,
 )
-from hsjp.training.datamodule import CropDataModule
+from hsjp.training.datamodule import CropDataModule, runs_on_cuda
 from hsjp.training.modules import HeatmapModule, module_for
 from hsjp.training.progress import RunHeader, RunProgressBar, quiet_lightning
 
@@ -48,7 +48,7 @@ def keep_earlier_logs(out: Path) -> None:
 def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0,
                   extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
-    if tr.sync_batchnorm and (tr.accelerator == "cpu" or not torch.cuda.is_available()):
+    if tr.sync_batchnorm and not runs_on_cuda(cfg):
         raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     quiet_lightning()
     keep_earlier_logs(out)
