@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-from hsjp.errors import HsjpError
+from hsjp.errors import HsjpError, Interrupted
 
 
 def _config(args: argparse.Namespace, task: str):
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except Interrupted as e:
+        print(f"hsjp: {e}", file=sys.stderr)
+        return 128 + signal.SIGTERM  # what a shell reports for a SIGTERM, so a scheduler sees a stopped run
     except HsjpError as e:
         print(f"hsjp: error: {e}", file=sys.stderr)
         return 2

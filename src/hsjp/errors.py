@@ -26,6 +26,10 @@ class TrainingError(HsjpError):
     """Training went wrong in a way that continuing would hide (a non-finite loss)."""
 
 
+class Interrupted(HsjpError):
+    """A run was told to stop (SIGTERM: a scheduler's time limit or preemption, ``kill``) and saved where it stopped."""
+
+
 def brief(e: BaseException, limit: int = 160) -> str:
     """A library's exception as ``Type: first sentence``, so it fits inside our one-line messages.
 

@@ -28,6 +28,20 @@ def _step(path):
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"]
 
 
+def _add_callback(monkeypatch, callback):
+    """Every trainer ``train`` builds from now on (the CLI's too) also runs ``callback``."""
+    from hsjp.training import run
+
+    build = run.build_trainer
+
+    def with_callback(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.callbacks.append(callback)
+        return trainer
+
+    monkeypatch.setattr(run, "build_trainer", with_callback)
+
+
 def test_sigkill_mid_epoch_then_rerun_resumes_from_the_step_checkpoint(tmp_path, tiny_overrides):
     out = tmp_path / "run"
     cmd = _finetune_cmd(out, tiny_overrides)
@@ -56,11 +70,42 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_step_checkpoint(tmp_path,
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_sigterm_to_the_run_and_its_workers_saves_where_it_stopped_and_exits_143(tmp_path, tiny_overrides,
+                                                                                   monkeypatch, capsys):
+    """What a scheduler's time limit does: SIGTERM to the whole process group, loader workers included."""
+    import multiprocessing
+
+    from lightning.pytorch.callbacks import Callback
+
+    class SigtermAtStep3(Callback):
+        def on_train_batch_end(self, trainer, *_):
+            if trainer.global_step == 3:
+                workers = [str(p.pid) for p in multiprocessing.active_children()]
+                assert workers, "no loader workers: the test would not show that they survive a SIGTERM"
+                # from another process, as a scheduler sends it: PyTorch's workers exit quietly on their parent's
+                subprocess.run(["kill", "-TERM", str(os.getpid()), *workers], check=True)
+
+    out = tmp_path / "run"
+    argv = ["finetune", "--config", "cpu_r18_128x96", "--out", str(out), *tiny_overrides, "data.val_ann=",
+            "data.num_workers=2", f"train.limit_train_batches={STEPS_PER_EPOCH}", "train.checkpoint_every_n_steps=0"]
+    with monkeypatch.context() as m:
+        _add_callback(m, SigtermAtStep3())
+        assert main(argv) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    last = out / "checkpoints" / "last.ckpt"
+    assert err == f"hsjp: {out}: stopped by SIGTERM at step 3; kept {last} from step 3; run the same command again " \
+                  "to resume\n"
+    assert _step(last) == 3  # mid-epoch with step checkpoints off: only the SIGTERM save can have written it
+    assert not (out / "metrics.json").exists()
+
+    assert main(argv) == 0
+    assert "resuming at step 3 (mid-epoch" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 2 * STEPS_PER_EPOCH
+
+
 def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_overrides, monkeypatch):
     """What the kill test relies on, in-process: last.ckpt is written every 2 steps, not only at epoch ends."""
     from lightning.pytorch.callbacks import Callback
-
-    from hsjp.training import run
 
     seen = []
 
@@ -69,14 +114,7 @@ def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_override
             path = tmp_path / "checkpoints" / "last.ckpt"
             seen.append(_step(path) if path.is_file() else None)
 
-    build = run.build_trainer
-
-    def with_record(*args, **kwargs):
-        trainer = build(*args, **kwargs)
-        trainer.callbacks.append(Record())
-        return trainer
-
-    monkeypatch.setattr(run, "build_trainer", with_record)
+    _add_callback(monkeypatch, Record())
     train(load_config(None, [*tiny_overrides, "train.epochs=1", f"train.limit_train_batches={STEPS_PER_EPOCH}",
                              "train.checkpoint_every_n_steps=2", "data.val_ann="]), tmp_path)
     assert seen == [None, None, 2, 2]

@@ -1,7 +1,8 @@
 """Checkpoints a killed run can resume from, and a resume that checks what it resumes.
 
 A run saves ``last.ckpt`` every ``train.checkpoint_every_n_steps`` optimiser steps and at each
-epoch's end, so a crash costs at most that many steps. Every save is atomic; a re-run first
+epoch's end, so a crash costs at most that many steps; a SIGTERM (a scheduler's time limit or
+preemption) costs none: the run saves where it stopped. Every save is atomic; a re-run first
 checks that ``last.ckpt`` is a safe-to-load checkpoint of the same task, network and output count,
 so that resuming the wrong folder is one line, not a Lightning traceback or a silently wrong run.
 """
@@ -14,7 +15,9 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hsjp.config import Config
 from hsjp.errors import CheckpointError, brief
@@ -64,6 +67,24 @@ def last_checkpoint_callbacks(ckpt_dir: Path, every_n_steps: int) -> list[ModelC
                                save_on_train_epoch_end=True, **trigger)
 
     return [every(every_n_epochs=1)] + ([every(every_n_train_steps=every_n_steps)] if every_n_steps > 0 else [])
+
+
+class SaveOnSigterm(Callback):
+    """``last.ckpt`` where a SIGTERM stopped the run, so that the re-run loses no step.
+
+    Lightning turns a SIGTERM into an exception at the end of the step (or validation batch) it
+    arrives in, a point the run can resume from. Other exceptions keep the last regular save: they
+    can come from inside a step (a non-finite loss, a dead loader worker mid-update), where the
+    weights are no state to resume from. (Lightning's ``OnExceptionCheckpoint`` saves on any
+    exception, and its presence makes ``fit`` resume by itself, which would override ``train.resume``.)
+    """
+
+    def __init__(self, ckpt_dir: Path):
+        self.path = ckpt_dir / f"{LAST}.ckpt"
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
 
 
 def remove_stale_temporaries(ckpt_dir: Path) -> None:

@@ -6,12 +6,14 @@ worker starts, so that every data error is reported there with its file and reco
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
-from functools import cached_property
+from functools import cached_property, partial
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, DistributedSampler
 
 from hsjp.codecs import heatmap_codec, jigsaw_codec
@@ -25,6 +27,18 @@ from hsjp.errors import ConfigError, DataError
 def runs_on_cuda(cfg: Config) -> bool:
     """Whether the run's Trainer will place it on CUDA GPUs ('auto' takes them where present)."""
     return cfg.trainer.accelerator != "cpu" and torch.cuda.is_available()
+
+
+def init_worker(worker_id: int, rank: int) -> None:
+    """Seed a loader worker as Lightning does, and leave SIGTERM to the main process.
+
+    A scheduler or ``kill`` signals the whole process group. PyTorch's workers die of it, and the
+    main process then fails mid-step with "DataLoader worker ... is killed by signal". Ignoring it
+    here lets Lightning stop the run at the end of the step and save it there (``SaveOnSigterm``);
+    the main process still shuts its workers down, and a worker whose parent dies exits by itself.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pl_worker_init_function(worker_id, rank=rank)
 
 
 def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
@@ -131,9 +145,11 @@ class CropDataModule(L.LightningDataModule):
             sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.cfg.train.seed)
             shuffle = False
         per_process = len(sampler) if sampler is not None else len(dataset)
+        rank = sampler.rank if sampler is not None else 0
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                           drop_last=train and per_process > batch_size, num_workers=workers,
                           persistent_workers=workers > 0, collate_fn=collate_skipping,
+                          worker_init_fn=partial(init_worker, rank=rank) if workers > 0 else None,
                           pin_memory=runs_on_cuda(self.cfg))  # page-locked batches copy to a GPU asynchronously
 
     def train_dataloader(self) -> DataLoader:

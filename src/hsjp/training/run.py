@@ -16,13 +16,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hsjp.config import PRETEXT_TASKS, Config, save_config, to_dict
-from hsjp.errors import ConfigError, TrainingError
+from hsjp.errors import ConfigError, Interrupted, TrainingError
 from hsjp.io import atomic_write_json
 from hsjp.models.weights import export_network
 from hsjp.training.checkpoints import (
     AtomicCheckpointIO,
+    SaveOnSigterm,
     check_resumable,
     last_checkpoint_callbacks,
     read_checkpoint,
@@ -55,6 +57,7 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     ckpt_dir = out / "checkpoints"
     callbacks: list = [
         *last_checkpoint_callbacks(ckpt_dir, t.checkpoint_every_n_steps),
+        SaveOnSigterm(ckpt_dir),
         LearningRateMonitor(logging_interval="epoch"),
         RunHeader(name, resumed_step),
         *extra_callbacks,
@@ -113,17 +116,25 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     try:
         # weights_only: a checkpoint carrying pickled code is refused, not run (torch >= 2.6's default, made explicit)
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+        metrics = {"global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch)}
+        if has_val:
+            trainer.validate(module, datamodule=dm, verbose=False)
+            metrics.update({k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items()
+                            if k.startswith("val/")})
     except TrainingError as e:
-        kept = f"kept {last} from step {read_checkpoint(last, mmap=True)['global_step']}" if last.is_file() else \
-            "no checkpoint was saved before it"
-        raise TrainingError(f"{e}; {kept}") from None
-    metrics = {"global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch)}
-    if has_val:
-        trainer.validate(module, datamodule=dm, verbose=False)
-        metrics.update({k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        raise TrainingError(f"{e}; {_kept(last)}") from None
+    except SIGTERMException:  # Lightning's SystemExit without a code: uncaught, the process would exit 0
+        raise Interrupted(f"{out}: stopped by SIGTERM at step {trainer.global_step}; {_kept(last)}; "
+                          "run the same command again to resume") from None
     if trainer.is_global_zero:
         write_outputs(cfg, module, out, metrics)
     return metrics
+
+
+def _kept(last: Path) -> str:
+    if not last.is_file():
+        return "no checkpoint was saved before it"
+    return f"kept {last} from step {read_checkpoint(last, mmap=True)['global_step']}"
 
 
 #: A pretext whose held-out accuracy is below this multiple of chance has not learned (the classification
