@@ -1,0 +1,72 @@
+"""Add runs made outside ``hsjp experiment`` to a label experiment's table and picture.
+
+Used for the shipped 9,000-step pretext (RESULTS 13.6, 13.7): the label experiment's own hsjp
+finetunes (each seed's resolved ``train/config.yaml``) re-run with only ``model.init`` swapped to a
+9,000-step pretext, plus runs the experiment's plan did not have (scratch with all labels, seed 1).
+Each ``--run ARM:FRACTION:SEED:DIR`` names a folder holding ``train/`` (the finetune, its validation
+curve in ``train/logs``) and ``eval/metrics.json`` (``hsjp evaluate`` on the experiment's eval set,
+as the experiment scores its arms). They join the experiment's finished arms as extra records, and
+the experiment's own summary, table, "steps to scratch's final PCK" column and picture are drawn
+from the union. Usage:
+
+    python benchmarks/label_curve_runs.py --experiment /work/hsjp-runs/labels \\
+        --run hsjp_9k:0.1:0:/work/hsjp-runs/len9k_lspet/seed0 --pretrain-steps hsjp_9k=9000 \\
+        --out benchmarks/runs/label_efficiency_r18_9k --figure benchmarks/figures/label_efficiency_r18_9k.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise
+from hsjp.io import atomic_write_json, atomic_write_text
+from hsjp.viz import plot_label_efficiency
+
+
+def run_record(spec: str, eval_set: str, pretrain_steps: dict[str, int]) -> dict:
+    """``ARM:FRACTION:SEED:DIR`` as the record ``hsjp experiment`` writes to ``done.json``."""
+    arm, fraction, seed, folder = spec.split(":", 3)
+    folder_path = Path(folder)
+    train = json.loads((folder_path / "train" / "metrics.json").read_text())
+    config = (folder_path / "train" / "config.yaml").read_text()
+    return {"arm": arm, "label_fraction": float(fraction), "seed": int(seed), "dir": str(folder_path),
+            "status": "done", "steps": train["global_step"], "pretrain_steps": pretrain_steps.get(arm, 0),
+            "init": next((line.split(":", 1)[1].strip() for line in config.splitlines()
+                          if line.strip().startswith("init:")), None),
+            "eval": {eval_set: json.loads((folder_path / "eval" / "metrics.json").read_text())}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--experiment", required=True, help="an hsjp experiment's --out (its experiment.yaml, arms/)")
+    p.add_argument("--run", action="append", default=[], metavar="ARM:FRACTION:SEED:DIR")
+    p.add_argument("--pretrain-steps", nargs="*", default=[], metavar="ARM=STEPS",
+                   help="pretext steps behind an added arm, for the table's compute column")
+    p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
+    p.add_argument("--figure", required=True)
+    args = p.parse_args(argv)
+
+    exp_dir = Path(args.experiment)
+    exp = load_experiment(str(exp_dir / "experiment.yaml"))
+    eval_set = exp.eval_sets[0].name
+    pretrain_steps = {arm: int(n) for arm, n in (s.split("=") for s in args.pretrain_steps)}
+    added = [run_record(spec, eval_set, pretrain_steps) for spec in args.run]
+    records = [r for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
+    records += added
+    rows = summarise(records)
+    for row in rows:  # summarise counts pretext steps for the experiment's own pretext arms only
+        row["pretrain_steps"] = pretrain_steps.get(row["arm"], row.get("pretrain_steps", 0))
+    plot_label_efficiency(rows, args.figure)
+    table = markdown_table(rows)
+    out = Path(args.out)
+    atomic_write_text(out.with_suffix(".md"), f"# {exp_dir}: the experiment's finished arms plus added runs\n\n"
+                      f"Command: `python {' '.join(sys.argv)}`\n\n{table}\n")
+    atomic_write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "rows": rows, "added": added})
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
