@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from hsjp.config import load_config
 from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise
 from hsjp.io import atomic_write_json, atomic_write_text
 from hsjp.viz import plot_label_efficiency
@@ -31,11 +32,13 @@ def run_record(spec: str, eval_set: str, pretrain_steps: dict[str, int]) -> dict
     arm, fraction, seed, folder = spec.split(":", 3)
     folder_path = Path(folder)
     train = json.loads((folder_path / "train" / "metrics.json").read_text())
-    config = (folder_path / "train" / "config.yaml").read_text()
+    cfg = load_config(str(folder_path / "train" / "config.yaml"))
+    if (cfg.data.label_fraction, cfg.train.seed) != (float(fraction), int(seed)):
+        raise SystemExit(f"{spec}: its run trained on label fraction {cfg.data.label_fraction:g} with seed "
+                         f"{cfg.train.seed}, not {fraction} and {seed}")
     return {"arm": arm, "label_fraction": float(fraction), "seed": int(seed), "dir": str(folder_path),
             "status": "done", "steps": train["global_step"], "pretrain_steps": pretrain_steps.get(arm, 0),
-            "init": next((line.split(":", 1)[1].strip() for line in config.splitlines()
-                          if line.strip().startswith("init:")), None),
+            "init": cfg.model.init,
             "eval": {eval_set: json.loads((folder_path / "eval" / "metrics.json").read_text())}}
 
 
