@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from hsjp.config import load_config
+from hsjp.errors import HsjpError
 from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise
 from hsjp.io import atomic_write_json, atomic_write_text
 from hsjp.viz import plot_label_efficiency
@@ -29,12 +30,15 @@ from hsjp.viz import plot_label_efficiency
 
 def run_record(spec: str, eval_set: str, pretrain_steps: dict[str, int]) -> dict:
     """``ARM:FRACTION:SEED:DIR`` as the record ``hsjp experiment`` writes to ``done.json``."""
-    arm, fraction, seed, folder = spec.split(":", 3)
+    parts = spec.split(":", 3)
+    if len(parts) != 4:
+        raise ValueError("expected ARM:FRACTION:SEED:DIR")
+    arm, fraction, seed, folder = parts
     folder_path = Path(folder)
     train = json.loads((folder_path / "train" / "metrics.json").read_text())
     cfg = load_config(str(folder_path / "train" / "config.yaml"))
     if (cfg.data.label_fraction, cfg.train.seed) != (float(fraction), int(seed)):
-        raise SystemExit(f"{spec}: its run trained on label fraction {cfg.data.label_fraction:g} with seed "
+        raise ValueError(f"its run trained on label fraction {cfg.data.label_fraction:g} with seed "
                          f"{cfg.train.seed}, not {fraction} and {seed}")
     return {"arm": arm, "label_fraction": float(fraction), "seed": int(seed), "dir": str(folder_path),
             "status": "done", "steps": train["global_step"], "pretrain_steps": pretrain_steps.get(arm, 0),
@@ -56,7 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     exp = load_experiment(str(exp_dir / "experiment.yaml"))
     eval_set = exp.eval_sets[0].name
     pretrain_steps = {arm: int(n) for arm, n in (s.split("=") for s in args.pretrain_steps)}
-    added = [run_record(spec, eval_set, pretrain_steps) for spec in args.run]
+    added = []
+    for spec in args.run:
+        try:
+            added.append(run_record(spec, eval_set, pretrain_steps))
+        except (OSError, ValueError, HsjpError) as e:  # a malformed spec, or a folder without its metrics, config or eval
+            raise SystemExit(f"label_curve_runs: --run {spec}: {e}") from None
     records = [r for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
     records += added
     rows = summarise(records)

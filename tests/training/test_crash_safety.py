@@ -29,7 +29,7 @@ def _step(path):
 
 
 def _add_callback(monkeypatch, callback):
-    """Every trainer ``train`` builds from now on (the CLI's too) also runs ``callback``."""
+    """Every trainer ``train`` builds from now on also runs ``callback``: for the CLI, which takes none."""
     from hsjp.training import run
 
     build = run.build_trainer
@@ -103,7 +103,7 @@ def test_sigterm_to_the_run_and_its_workers_saves_where_it_stopped_and_exits_143
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 2 * STEPS_PER_EPOCH
 
 
-def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_overrides, monkeypatch):
+def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_overrides):
     """What the kill test relies on, in-process: last.ckpt is written every 2 steps, not only at epoch ends."""
     from lightning.pytorch.callbacks import Callback
 
@@ -114,9 +114,8 @@ def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_override
             path = tmp_path / "checkpoints" / "last.ckpt"
             seen.append(_step(path) if path.is_file() else None)
 
-    _add_callback(monkeypatch, Record())
     train(load_config(None, [*tiny_overrides, "train.epochs=1", f"train.limit_train_batches={STEPS_PER_EPOCH}",
-                             "train.checkpoint_every_n_steps=2", "data.val_ann="]), tmp_path)
+                             "train.checkpoint_every_n_steps=2", "data.val_ann="]), tmp_path, callbacks=[Record()])
     assert seen == [None, None, 2, 2]
 
 
