@@ -4,7 +4,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import cv2
@@ -13,7 +12,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from helpers import shared_path
+from helpers import run_process, shared_path
 from hsjp.cli import main
 from hsjp.evaluation.metrics import score_file
 
@@ -30,7 +29,7 @@ def checkpoint(tmp_path_factory, tiny_overrides):
 
 def _run(*args):
     """The CLI in a subprocess, as a user runs it: exit code and stderr."""
-    proc = subprocess.run([sys.executable, "-m", "hsjp.cli", *args], capture_output=True, text=True)
+    proc = run_process([sys.executable, "-m", "hsjp.cli", *args])
     return proc.returncode, proc.stderr
 
 
@@ -129,7 +128,7 @@ def test_pretext_checkpoint_is_not_a_pose_checkpoint(tmp_path, synthetic, tiny_o
     finetune = tmp_path / "ft"
     assert main(["finetune", "--config", "cpu_r18_128x96", "--out", str(finetune), *tiny_overrides,
                  "train.epochs=1", "train.limit_train_batches=1", "--init", str(out / "network.safetensors")]) == 0
-    assert "filled 100/100 backbone tensors (100.0%)" in capsys.readouterr().out
+    assert "filled 75/75 backbone tensors (100.0%)" in capsys.readouterr().out
     assert np.isfinite(json.loads((finetune / "metrics.json").read_text())["AP"])
 
 

@@ -233,7 +233,7 @@ def test_imagenet_arm_from_a_local_file_transfers_the_backbone_only(tmp_path, ex
     from hsjp.models import create_model
     from hsjp.models.weights import export_network
 
-    experiment.imagenet_init = str(export_network(create_model("resnet18", 4), tmp_path / "imagenet_r18.safetensors",
+    experiment.imagenet_init = str(export_network(create_model("test_resnet", 4), tmp_path / "imagenet.safetensors",
                                                   {}, with_head=False))
     experiment.arms = ["imagenet"]
     (record,) = run_experiment(experiment, tmp_path / "exp")

@@ -1,13 +1,13 @@
 """`hsjp export`: ONNX Runtime gives PyTorch's heatmaps and keypoints; safetensors loads without Lightning."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_process
 from hsjp import PoseEstimator
 from hsjp.cli import main
 from hsjp.data.crops import IMAGENET_MEAN
@@ -59,10 +59,10 @@ def test_safetensors_export_predicts_the_same_without_lightning_or_pickle(export
         "print(json.dumps({'lightning': 'lightning' in sys.modules, 'kpts': p.keypoints.tolist(),"
         " 'arch': e.config['model']['arch']}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_process([sys.executable, "-c", code])
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["lightning"] is False and got["arch"] == "resnet18"
+    assert got["lightning"] is False and got["arch"] == "test_resnet"
     np.testing.assert_array_equal(np.array(got["kpts"], np.float32),
                                   PoseEstimator.from_checkpoint(pose_checkpoint).predict(path).keypoints)
 
@@ -72,7 +72,7 @@ def test_export_refuses_what_is_not_a_pose_network(tmp_path, exported, pose_chec
 
     tensors = load_file(str(exported / "pose.safetensors"))
     save_file({k: v for k, v in tensors.items() if k.startswith("backbone.")}, str(tmp_path / "backbone.safetensors"),
-              metadata={"architecture": "resnet18", "task": "jigsaw"})  # what `hsjp pretrain` writes
+              metadata={"architecture": "test_resnet", "task": "jigsaw"})  # what `hsjp pretrain` writes
     with pytest.raises(CheckpointError, match="not an exported pose network"):
         PoseEstimator.from_checkpoint(tmp_path / "backbone.safetensors")
     ckpt = torch.load(pose_checkpoint, weights_only=True, map_location="cpu")

@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole experiment on generated data, in minutes")
     s.add_argument("--out", default="hsjp-demo")
     s.add_argument("--data", help="a data root laid out like ../shared/data/lspet instead of generated data")
-    s.add_argument("--fast", action="store_true", help="a few steps per run: checks the set-up, measures nothing")
+    s.add_argument("--fast", action="store_true", help="six steps of a tiny network per run: checks the set-up, measures nothing")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("predict", help="keypoints on your own images, folders of images and videos, with overlays")

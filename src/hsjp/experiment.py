@@ -367,7 +367,9 @@ def demo_config(data_root: Path, fast: bool = False) -> ExperimentConfig:
     val_ann, val_images = _find_split(data_root, "val")
     data = [f"data.train_ann={train_ann}", f"data.train_images={train_images}",
             f"data.val_ann={val_ann}", f"data.val_images={val_images}"]
-    steps = ["train.max_steps=6", "train.limit_val_batches=1"] if fast else []
+    # fast: a smoke run (six steps of timm's tiny ResNet) that checks data, install and pipeline, not the numbers
+    steps = ["train.max_steps=6", "train.limit_val_batches=1", "model.arch=test_resnet",
+             "model.deconv_channels=32"] if fast else []
     return ExperimentConfig(
         pose_config="demo", pose_overrides=[*data, *steps],
         pretext_config="hsjp_demo", pretext_overrides=[*data, *steps],

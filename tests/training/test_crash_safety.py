@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from helpers import run_process
 from hsjp.cli import main
 from hsjp.config import load_config
 from hsjp.errors import CheckpointError, TrainingError
@@ -60,7 +61,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_step_checkpoint(tmp_path,
     # a save the kill interrupted leaves its temp file (atomic_write_bytes's name): the re-run clears it
     (out / "checkpoints" / ".last.ckpt.interrupted.tmp").write_bytes(b"half a checkpoint")
 
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    again = run_process(cmd, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"finetune: {2 * STEPS_PER_EPOCH} steps, resuming at step {step} (mid-epoch" in again.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -121,12 +122,12 @@ def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_override
 
 def test_resuming_another_architecture_or_task_is_one_line(tmp_path, tiny_overrides, capsys):
     train(load_config(None, [*tiny_overrides, "train.epochs=1", "train.limit_train_batches=1", "data.val_ann="]), tmp_path)
-    with pytest.raises(CheckpointError, match=r"cannot resume a pose resnet18 with \d+ outputs run as a pose resnet34"):
+    with pytest.raises(CheckpointError, match=r"cannot resume a pose test_resnet with \d+ outputs run as a pose resnet34"):
         train(load_config(None, [*tiny_overrides, "model.arch=resnet34", "data.val_ann="]), tmp_path)
     args = ["pretrain", "--config", "hsjp_cpu_r18_128x96", "--out", str(tmp_path), *tiny_overrides, "jigsaw.grid=[2,2]"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hsjp: error: ") and "as a jigsaw resnet18 with 4 outputs run" in err and err.count("\n") == 1
+    assert err.startswith("hsjp: error: ") and "as a jigsaw test_resnet with 4 outputs run" in err and err.count("\n") == 1
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, tiny_overrides, monkeypatch):

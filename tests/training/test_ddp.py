@@ -12,12 +12,12 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
 
+from helpers import run_process
 from hsjp.config import load_config
 from hsjp.errors import ConfigError
 from hsjp.training.run import train
@@ -28,7 +28,7 @@ def _gradient(out, overrides, devices, batch, *extra):
            *overrides, "data.val_ann=''", "augment.enabled=false", "data.shuffle=false", "model.norm_eval=true",
            "train.max_steps=1", f"data.batch_size={batch}", f"trainer.devices={devices}",
            f"trainer.strategy={'ddp' if devices > 1 else 'auto'}", "trainer.num_threads=1", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    proc = run_process(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 1
@@ -59,7 +59,7 @@ def _finetune(out, overrides, devices, *extra):
     cmd = [sys.executable, "-m", "hsjp.cli", "finetune", "--config", "cpu_r18_128x96", "--out", str(out), *overrides,
            "data.shuffle=false", "model.norm_eval=true", f"trainer.devices={devices}",
            f"trainer.strategy={'ddp' if devices > 1 else 'auto'}", "trainer.num_threads=1", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    return run_process(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_two_process_validation_scores_each_person_once(tmp_path, synthetic, tiny_overrides):

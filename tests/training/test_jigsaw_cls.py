@@ -52,9 +52,9 @@ def test_pretext_run_exports_the_backbone_only(tmp_path, tiny_overrides):
     state, meta = read_state_dict(tmp_path / "pre" / "network.safetensors")
     assert meta["task"] == "jigsaw_cls" and {k.split(".")[0] for k in state} == {"backbone"}
     weights = str(tmp_path / "pre" / "network.safetensors")
-    assert create_model("resnet18", 17, init=weights, transfer="backbone").load_report[0].fraction == 1.0
+    assert create_model("test_resnet", 17, init=weights, transfer="backbone").load_report[0].fraction == 1.0
     with pytest.raises(CheckpointError, match="holds no head weights"):
-        create_model("resnet18", 17, init=weights, transfer="network")
+        create_model("test_resnet", 17, init=weights, transfer="network")
     ckpt = torch.load(tmp_path / "pre" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["cfg"]["task"] == "jigsaw_cls" and ckpt["hyper_parameters"]["num_outputs"] == 23
 

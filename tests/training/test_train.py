@@ -94,7 +94,7 @@ def test_pretext_run_exports_backbone_and_metrics(tmp_path, tiny_overrides):
 
     with safe_open(str(tmp_path / "network.safetensors"), "pt") as f:
         meta = f.metadata()
-    assert meta["architecture"] == "resnet18" and json.loads(meta["grid"]) == [2, 2]
+    assert meta["architecture"] == "test_resnet" and json.loads(meta["grid"]) == [2, 2]
     assert json.loads(meta["input_size"]) == [64, 64] and "data" in meta and "epochs" in meta
 
 
