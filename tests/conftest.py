@@ -23,7 +23,7 @@ def synthetic(tmp_path_factory) -> dict[str, Path]:
 def tiny_overrides(synthetic) -> list[str]:
     """Config overrides for a seconds-long CPU run on the generated data."""
     return [
-        # timm's tiny ResNet and narrow deconvolutions: a run's checkpoint is ~5 MB, not ~130 (CI's disk is small)
+        # timm's tiny ResNet and narrow deconvolutions: a run's checkpoint is ~5.5 MB, not ~185 (CI's disk is small)
         "model.arch=test_resnet",
         "model.deconv_channels=32",
         f"data.train_ann={synthetic['train_ann']}",

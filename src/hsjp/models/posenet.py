@@ -18,7 +18,7 @@ from hsjp.models.simplebaseline import deconv_head, final_conv, resnet_backbone
 
 ARCHS: dict[str, str] = {
     **{f"resnet{d}": "simplebaseline" for d in (18, 34, 50, 101, 152)},
-    # timm's 0.4 M-parameter ResNet: for tests and smoke runs (checkpoints of a few MB, not 130)
+    # timm's 0.4 M-parameter ResNet: for tests and smoke runs (checkpoints of a few MB, not 185 as for ResNet-18)
     "test_resnet": "simplebaseline",
     **{n: "hrnet" for n in ("hrnet_w18_small_v2", "hrnet_w18", "hrnet_w32", "hrnet_w48")},
 }
