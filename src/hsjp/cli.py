@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except Interrupted as e:
+        if not e.main_process:
+            return 0
         print(f"hsjp: {e}", file=sys.stderr)
         return 128 + signal.SIGTERM  # what a shell reports for a SIGTERM, so a scheduler sees a stopped run
     except HsjpError as e:

@@ -27,7 +27,15 @@ class TrainingError(HsjpError):
 
 
 class Interrupted(HsjpError):
-    """A run was told to stop (SIGTERM: a scheduler's time limit or preemption, ``kill``) and saved where it stopped."""
+    """A run was told to stop (SIGTERM: a scheduler's time limit or preemption, ``kill``) and saved where it stopped.
+
+    ``main_process`` is false in a DDP run's other ranks: they stop quietly with exit code 0, since
+    Lightning kills the main process as soon as one of them exits with another code.
+    """
+
+    def __init__(self, message: str, main_process: bool = True):
+        super().__init__(message)
+        self.main_process = main_process
 
 
 def brief(e: BaseException, limit: int = 160) -> str:

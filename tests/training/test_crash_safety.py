@@ -78,9 +78,9 @@ def test_sigterm_to_the_run_and_its_workers_saves_where_it_stopped_and_exits_143
 
     from lightning.pytorch.callbacks import Callback
 
-    class SigtermAtStep3(Callback):
-        def on_train_batch_end(self, trainer, *_):
-            if trainer.global_step == 3:
+    class SigtermInStep3(Callback):
+        def on_train_batch_start(self, trainer, *_):
+            if trainer.global_step == 2:  # two steps done: the signal arrives during the third
                 workers = [str(p.pid) for p in multiprocessing.active_children()]
                 assert workers, "no loader workers: the test would not show that they survive a SIGTERM"
                 # from another process, as a scheduler sends it: PyTorch's workers exit quietly on their parent's
@@ -90,7 +90,7 @@ def test_sigterm_to_the_run_and_its_workers_saves_where_it_stopped_and_exits_143
     argv = ["finetune", "--config", "cpu_r18_128x96", "--out", str(out), *tiny_overrides, "data.val_ann=",
             "data.num_workers=2", f"train.limit_train_batches={STEPS_PER_EPOCH}", "train.checkpoint_every_n_steps=0"]
     with monkeypatch.context() as m:
-        _add_callback(m, SigtermAtStep3())
+        _add_callback(m, SigtermInStep3())
         assert main(argv) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     last = out / "checkpoints" / "last.ckpt"

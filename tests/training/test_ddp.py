@@ -8,11 +8,15 @@ gradient is read from Adam's first moment after one step (exp_avg = 0.1 x gradie
 sign-like first update would amplify float noise in the weights themselves.
 """
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -55,11 +59,14 @@ def test_sync_batchnorm_on_cpu_is_refused_clearly(tmp_path, tiny_overrides):
         train(cfg, tmp_path)
 
 
+def _finetune_cmd(out, overrides, devices, *extra):
+    return [sys.executable, "-m", "hsjp.cli", "finetune", "--config", "cpu_r18_128x96", "--out", str(out), *overrides,
+            "data.shuffle=false", "model.norm_eval=true", f"trainer.devices={devices}",
+            f"trainer.strategy={'ddp' if devices > 1 else 'auto'}", "trainer.num_threads=1", *extra]
+
+
 def _finetune(out, overrides, devices, *extra):
-    cmd = [sys.executable, "-m", "hsjp.cli", "finetune", "--config", "cpu_r18_128x96", "--out", str(out), *overrides,
-           "data.shuffle=false", "model.norm_eval=true", f"trainer.devices={devices}",
-           f"trainer.strategy={'ddp' if devices > 1 else 'auto'}", "trainer.num_threads=1", *extra]
-    return run_process(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return run_process(_finetune_cmd(out, overrides, devices, *extra), env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_two_process_validation_scores_each_person_once(tmp_path, synthetic, tiny_overrides):
@@ -98,3 +105,40 @@ def test_skipped_image_limit_counts_each_process_share(tmp_path, synthetic, tiny
     assert 1 <= 0.03 * n and 1 > 0.03 * math.ceil(n / 2)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert f"1 of {math.ceil(n / 2)} training images (this process's share) failed to load (more than 3%)" in proc.stderr
+
+
+@pytest.mark.parametrize("signalled", ["every process", "the other rank only"])
+def test_sigterm_stops_both_ranks_at_one_step_saves_it_and_resumes(tmp_path, tiny_overrides, signalled):
+    """A scheduler signals every process of a job, or one: either way both ranks stop at the same step.
+
+    With Lightning's own SIGTERM handling both cases hung (one rank in a checkpoint barrier, the other
+    gone) until the scheduler's SIGKILL.
+    """
+    out, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
+    long_run = ["data.val_ann=", "train.epochs=1000", "train.milestones=[900]"]
+    proc = subprocess.Popen(_finetune_cmd(out, tiny_overrides, 2, *long_run), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first checkpoint: both ranks are training
+        assert proc.poll() is None, f"the run ended before it could be signalled: {proc.stderr.read()[-2000:]}"
+        if signalled == "every process":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            (child,) = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            os.kill(int(child), signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    step = torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.count("stopped by SIGTERM") == 1  # the main process reports, the other rank stops quietly
+    assert f"hsjp: {out}: stopped by SIGTERM at step {step}; kept {last} from step {step}; run the same command " \
+           "again to resume\n" in err
+    again = _finetune(out, tiny_overrides, 2, *long_run, f"train.max_steps={step + 2}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming at step {step}" in again.stdout
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == step + 2

@@ -10,6 +10,8 @@ so that resuming the wrong folder is one line, not a Lightning traceback or a si
 from __future__ import annotations
 
 import io
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +71,33 @@ def last_checkpoint_callbacks(ckpt_dir: Path, every_n_steps: int) -> list[ModelC
     return [every(every_n_epochs=1)] + ([every(every_n_train_steps=every_n_steps)] if every_n_steps > 0 else [])
 
 
-class SaveOnSigterm(Callback):
-    """``last.ckpt`` where a SIGTERM stopped the run, so that the re-run loses no step.
+class StopOnSigterm(Callback):
+    """On SIGTERM every process stops at the end of the same step, with ``last.ckpt`` saved there.
 
-    Lightning turns a SIGTERM into an exception at the end of the step (or validation batch) it
-    arrives in, a point the run can resume from. Other exceptions keep the last regular save: they
-    can come from inside a step (a non-finite loss, a dead loader worker mid-update), where the
-    weights are no state to resume from. (Lightning's ``OnExceptionCheckpoint`` saves on any
-    exception, and its presence makes ``fit`` resume by itself, which would override ``train.resume``.)
+    So the re-run loses no step. The signal handler only notes the signal; at each step's end the
+    processes agree (one all-reduce of a flag under DDP) whether any of them got one, so a scheduler
+    may signal one process or all. Lightning's own handler, which this replaces once training starts,
+    runs collectives inside the handler and stops each process where it got the signal: under DDP
+    that hung (one rank in a checkpoint barrier, the other gone). Raises Lightning's
+    ``SIGTERMException`` on every process once the save is done.
     """
 
     def __init__(self, ckpt_dir: Path):
         self.path = ckpt_dir / f"{LAST}.ckpt"
+        self.received = False
 
-    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.received = False
+        if threading.current_thread() is threading.main_thread():  # Lightning has set its handler by now
+            signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.received = True
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.received, all=False):
             trainer.save_checkpoint(self.path)
+            raise SIGTERMException
 
 
 def remove_stale_temporaries(ckpt_dir: Path) -> None:

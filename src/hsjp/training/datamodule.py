@@ -34,7 +34,7 @@ def init_worker(worker_id: int, rank: int) -> None:
 
     A scheduler or ``kill`` signals the whole process group. PyTorch's workers die of it, and the
     main process then fails mid-step with "DataLoader worker ... is killed by signal". Ignoring it
-    here lets Lightning stop the run at the end of the step and save it there (``SaveOnSigterm``);
+    here lets the run stop at the end of the step and save it there (``StopOnSigterm``);
     the main process still shuts its workers down, and a worker whose parent dies exits by itself.
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -24,7 +24,7 @@ from hsjp.io import atomic_write_json
 from hsjp.models.weights import export_network
 from hsjp.training.checkpoints import (
     AtomicCheckpointIO,
-    SaveOnSigterm,
+    StopOnSigterm,
     check_resumable,
     last_checkpoint_callbacks,
     read_checkpoint,
@@ -57,7 +57,7 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     ckpt_dir = out / "checkpoints"
     callbacks: list = [
         *last_checkpoint_callbacks(ckpt_dir, t.checkpoint_every_n_steps),
-        SaveOnSigterm(ckpt_dir),
+        StopOnSigterm(ckpt_dir),
         LearningRateMonitor(logging_interval="epoch"),
         RunHeader(name, resumed_step),
         *extra_callbacks,
@@ -125,7 +125,7 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
         raise TrainingError(f"{e}; {_kept(last)}") from None
     except SIGTERMException:  # Lightning's SystemExit without a code: uncaught, the process would exit 0
         raise Interrupted(f"{out}: stopped by SIGTERM at step {trainer.global_step}; {_kept(last)}; "
-                          "run the same command again to resume") from None
+                          "run the same command again to resume", main_process=trainer.is_global_zero) from None
     if trainer.is_global_zero:
         write_outputs(cfg, module, out, metrics)
     return metrics
