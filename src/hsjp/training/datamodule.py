@@ -6,6 +6,8 @@ worker starts, so that every data error is reported there with its file and reco
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import signal
 from dataclasses import replace
 from functools import cached_property, partial
@@ -39,6 +41,24 @@ def init_worker(worker_id: int, rank: int) -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pl_worker_init_function(worker_id, rank=rank)
+
+
+@atexit.register  # after multiprocessing's own exit hook (torch imports it first), so it runs before it
+def _end_daemons_at_exit(grace: float = 1.0) -> None:
+    """End daemonic children still alive at interpreter exit, the loader workers that ignore SIGTERM too.
+
+    multiprocessing ends them with SIGTERM, which ``init_worker`` makes loader workers ignore, and
+    then waits for them forever: a run whose persistent loader something still held at exit never
+    exited (seen after a SIGTERM stop). Here each gets the same SIGTERM first, then SIGKILL.
+    """
+    daemons = [p for p in multiprocessing.active_children() if p.daemon]
+    for process in daemons:
+        process.terminate()
+    for process in daemons:
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
