@@ -5,12 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from helpers import run_process
+from helpers import process_group, run_process, wait_for_file
 from hsjp.cli import main
 from hsjp.config import load_config
 from hsjp.errors import CheckpointError, TrainingError
@@ -47,14 +46,11 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_step_checkpoint(tmp_path,
     out = tmp_path / "run"
     cmd = _finetune_cmd(out, tiny_overrides)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     last = out / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with process_group(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) as proc:
+        wait_for_file(proc, last, 120)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     step = _step(last)
     assert step % STEPS_PER_EPOCH != 0, f"killed at step {step}: not mid-epoch, the test proves less"
     assert not (out / "metrics.json").exists()

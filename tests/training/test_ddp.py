@@ -8,7 +8,6 @@ gradient is read from Adam's first moment after one step (exp_avg = 0.1 x gradie
 sign-like first update would amplify float noise in the weights themselves.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -16,12 +15,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from helpers import run_process
+from helpers import process_group, run_process, wait_for_file
 from hsjp.config import load_config
 from hsjp.errors import ConfigError
 from hsjp.training.run import train
@@ -116,23 +114,15 @@ def test_sigterm_stops_both_ranks_at_one_step_saves_it_and_resumes(tmp_path, tin
     """
     out, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
     long_run = ["data.val_ann=", "train.epochs=1000", "train.milestones=[900]"]
-    proc = subprocess.Popen(_finetune_cmd(out, tiny_overrides, 2, *long_run), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 300
-        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # the first checkpoint: both ranks are training
-        assert proc.poll() is None, f"the run ended before it could be signalled: {proc.stderr.read()[-2000:]}"
+    with process_group(_finetune_cmd(out, tiny_overrides, 2, *long_run), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}) as proc:
+        wait_for_file(proc, last, 300)  # the first checkpoint: both ranks are training
         if signalled == "every process":
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             (child,) = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
             os.kill(int(child), signal.SIGTERM)
         err = proc.communicate(timeout=120)[1]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
     step = torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert err.count("stopped by SIGTERM") == 1  # the main process reports, the other rank stops quietly
