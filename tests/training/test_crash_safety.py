@@ -100,6 +100,36 @@ def test_sigterm_to_the_run_and_its_workers_saves_where_it_stopped_and_exits_143
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 2 * STEPS_PER_EPOCH
 
 
+def test_sigterm_in_an_epochs_last_step_still_validates_that_epoch(tmp_path, tiny_overrides):
+    """Stopped on the step that ends a validated epoch, the run validates that epoch before it exits:
+    Lightning resumes a checkpoint saved at an epoch's last step in the next epoch, so a stop there
+    would lose the epoch's validation (and ``best.ckpt``'s chance to see it) for good."""
+    from lightning.pytorch.callbacks import Callback
+
+    from hsjp.errors import Interrupted
+    from hsjp.viz import read_metrics_csv
+
+    class SigtermInEpochsLastStep(Callback):
+        def on_train_batch_start(self, trainer, *_):
+            if trainer.global_step == STEPS_PER_EPOCH - 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = load_config(None, [*tiny_overrides, f"train.limit_train_batches={STEPS_PER_EPOCH}", "train.val_every_n_epochs=1",
+                             "train.checkpoint_every_n_steps=0"])
+    with pytest.raises(Interrupted, match=f"stopped by SIGTERM at step {STEPS_PER_EPOCH};"):
+        train(cfg, tmp_path, callbacks=[SigtermInEpochsLastStep()])
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert _step(last) == STEPS_PER_EPOCH
+    assert train(cfg, tmp_path)["global_step"] == 2 * STEPS_PER_EPOCH
+    train(cfg, tmp_path / "never_stopped")
+
+    def validated(out):
+        return [x for x, _ in read_metrics_csv(out / "logs", val_x="step")["val/AP"]]
+
+    assert validated(tmp_path) == validated(tmp_path / "never_stopped")
+    assert len(validated(tmp_path)) == 3  # each epoch's, then the final one
+
+
 def test_step_checkpoints_are_written_between_epoch_ends(tmp_path, tiny_overrides):
     """What the kill test relies on, in-process: last.ckpt is written every 2 steps, not only at epoch ends."""
     from lightning.pytorch.callbacks import Callback

@@ -80,14 +80,20 @@ class StopOnSigterm(Callback):
     runs collectives inside the handler and stops each process where it got the signal: under DDP
     that hung (one rank in a checkpoint barrier, the other gone). Raises Lightning's
     ``SIGTERMException`` on every process once the save is done.
+
+    A step that ends a validated epoch is the exception: Lightning resumes a checkpoint saved there
+    in the next epoch, so that epoch's validation would never run. The run saves at once (a kill
+    during validation loses nothing), validates, and stops at the epoch's end with ``last.ckpt``
+    saved again, as an epoch-end checkpoint.
     """
 
     def __init__(self, ckpt_dir: Path):
         self.path = ckpt_dir / f"{LAST}.ckpt"
         self.received = False
+        self.stopping = False
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self.received = False
+        self.received = self.stopping = False
         if threading.current_thread() is threading.main_thread():  # Lightning has set its handler by now
             signal.signal(signal.SIGTERM, self._note)
 
@@ -95,9 +101,25 @@ class StopOnSigterm(Callback):
         self.received = True
 
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
-        if trainer.strategy.reduce_boolean_decision(self.received, all=False):
+        if self.stopping or not trainer.strategy.reduce_boolean_decision(self.received, all=False):
+            return
+        trainer.save_checkpoint(self.path)
+        if _validates_after_this_step(trainer):
+            self.stopping = True
+            return
+        raise SIGTERMException
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if self.stopping:
             trainer.save_checkpoint(self.path)
             raise SIGTERMException
+
+
+def _validates_after_this_step(trainer: Any) -> bool:
+    """Whether the epoch ends with this step and validates (``check_val_every_n_epoch``: the run's
+    trainers validate at epoch ends only)."""
+    return (trainer.is_last_batch and trainer.enable_validation
+            and (trainer.current_epoch + 1) % trainer.check_val_every_n_epoch == 0)
 
 
 def remove_stale_temporaries(ckpt_dir: Path) -> None:
