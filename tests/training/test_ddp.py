@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -132,3 +133,45 @@ def test_sigterm_stops_both_ranks_at_one_step_saves_it_and_resumes(tmp_path, tin
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming at step {step}" in again.stdout
     assert json.loads((out / "metrics.json").read_text())["global_step"] == step + 2
+
+
+#: Runs the CLI with a callback that sends SIGTERM to rank 1 alone during the validation after fit.
+#: A script, not ``-m``: Lightning starts the other rank by re-running ``sys.argv``, callback included.
+SIGTERM_IN_FINAL_VALIDATION = """
+import os, signal, sys
+from lightning.pytorch.callbacks import Callback
+from hsjp.cli import main
+from hsjp.training import run
+
+class SigtermOnRank1(Callback):
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if trainer.state.fn == "validate" and trainer.global_rank == 1 and batch_idx == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+build = run.build_trainer
+def with_callback(*args, **kwargs):
+    trainer = build(*args, **kwargs)
+    trainer.callbacks.append(SigtermOnRank1())
+    return trainer
+run.build_trainer = with_callback
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_the_validation_after_fit_stops_both_ranks_and_the_rerun_validates(tmp_path, tiny_overrides):
+    """The validation after fit is a trainer entry of its own, where Lightning's handler is set again:
+    it broadcast from inside the handler of the one rank signalled."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(SIGTERM_IN_FINAL_VALIDATION))
+    out, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
+    args = _finetune_cmd(out, tiny_overrides, 2, "train.max_steps=2", "data.val_batch_size=2")[3:]  # after "-m hsjp.cli"
+    with process_group([sys.executable, str(driver), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}) as proc:
+        err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert f"hsjp: {out}: stopped by SIGTERM at step 2; kept {last} from step 2; run the same command again to " \
+           "resume\n" in err and err.count("stopped by SIGTERM") == 1
+    assert not (out / "metrics.json").exists()
+    again = _finetune(out, tiny_overrides, 2, "train.max_steps=2", "data.val_batch_size=2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 2

@@ -19,6 +19,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hsjp.config import Config
@@ -81,6 +82,9 @@ class StopOnSigterm(Callback):
     that hung (one rank in a checkpoint barrier, the other gone). Raises Lightning's
     ``SIGTERMException`` on every process once the save is done.
 
+    The validation after fit (``trainer.validate``) stops the same way, after the same batch on every
+    process, with nothing to save: the re-run finds training done and validates again.
+
     A step that ends a validated epoch is the exception: Lightning resumes a checkpoint saved there
     in the next epoch, so that epoch's validation would never run. The run saves at once (a kill
     during validation loses nothing), validates, and stops at the epoch's end with ``last.ckpt``
@@ -93,12 +97,24 @@ class StopOnSigterm(Callback):
         self.stopping = False
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._listen()
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # the validation after fit, where Lightning set its handler again
+            self._listen()
+
+    def _listen(self) -> None:
         self.received = self.stopping = False
         if threading.current_thread() is threading.main_thread():  # Lightning has set its handler by now
             signal.signal(signal.SIGTERM, self._note)
 
     def _note(self, signum: int, frame: Any) -> None:
         self.received = True
+
+    def on_validation_batch_end(self, trainer: Any, *args: Any) -> None:
+        """In the validation after fit, every process stops after the same batch; the re-run validates again."""
+        if trainer.state.fn == TrainerFn.VALIDATING and trainer.strategy.reduce_boolean_decision(self.received, all=False):
+            raise SIGTERMException
 
     def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
         if self.stopping or not trainer.strategy.reduce_boolean_decision(self.received, all=False):
