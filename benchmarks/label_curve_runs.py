@@ -7,7 +7,10 @@ Each ``--run ARM:FRACTION:SEED:DIR`` names a folder holding ``train/`` (the fine
 curve in ``train/logs``) and ``eval/metrics.json`` (``hsjp evaluate`` on the experiment's eval set,
 as the experiment scores its arms). They join the experiment's finished arms as extra records, and
 the experiment's own summary, table, "steps to scratch's final PCK" column and picture are drawn
-from the union. Usage:
+from the union. ``--records FILE`` adds the records an earlier report kept (its ``arms`` and
+``added``), for runs whose folders are gone; a run of the experiment or a ``--run`` replaces a kept
+record of the same arm, label fraction and seed. ``--rename-arm OLD=NEW`` renames the experiment's
+own arms (an experiment whose hsjp arm ran the 9,000-step pretext, say). Usage:
 
     python benchmarks/label_curve_runs.py --experiment /work/hsjp-runs/labels \\
         --run hsjp_9k:0.1:0:/work/hsjp-runs/len9k_lspet/seed0 --pretrain-steps hsjp_9k=9000 \\
@@ -50,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", required=True, help="an hsjp experiment's --out (its experiment.yaml, arms/)")
     p.add_argument("--run", action="append", default=[], metavar="ARM:FRACTION:SEED:DIR")
+    p.add_argument("--records", action="append", default=[], metavar="JSON",
+                   help="an earlier report's JSON: its kept records (arms, added) join the table")
+    p.add_argument("--rename-arm", nargs="*", default=[], metavar="OLD=NEW", help="rename the experiment's own arms")
     p.add_argument("--pretrain-steps", nargs="*", default=[], metavar="ARM=STEPS",
                    help="pretext steps behind an added arm, for the table's compute column")
     p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
@@ -66,9 +72,19 @@ def main(argv: list[str] | None = None) -> None:
             added.append(run_record(spec, eval_set, pretrain_steps))
         except (OSError, ValueError, HsjpError) as e:  # a malformed spec, or a folder without its metrics, config or eval
             raise SystemExit(f"label_curve_runs: --run {spec}: {e}") from None
-    records = [r for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
+    renamed = dict(s.split("=") for s in args.rename_arm)
+    records = [{**r, "arm": renamed.get(r["arm"], r["arm"])}
+               for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
     records += added
-    rows = summarise(records)
+    ran = {(r["arm"], r["label_fraction"], r["seed"]) for r in records}
+    for path in args.records:
+        kept = json.loads(Path(path).read_text())
+        for r in kept.get("arms", []) + kept.get("added", []):
+            key = (r["arm"], r["label_fraction"], r["seed"])
+            if r.get("status") == "done" and key not in ran:
+                records.append(r)
+                ran.add(key)
+    rows = sorted(summarise(records), key=lambda r: (r["label_fraction"], r["arm"] != "scratch", r["arm"]))
     for row in rows:  # summarise counts pretext steps for the experiment's own pretext arms only
         row["pretrain_steps"] = pretrain_steps.get(row["arm"], row.get("pretrain_steps", 0))
     plot_label_efficiency(rows, args.figure)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hsjp.errors import ConfigError
-from hsjp.experiment import EvalSet, ExperimentConfig, load_experiment, run_experiment
+from hsjp.experiment import EvalSet, ExperimentConfig, load_experiment, run_experiment, val_pck_curve
 
 
 @pytest.fixture
@@ -32,6 +32,9 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert scratch_done.stat().st_mtime_ns == stamp
     by_arm = {r["arm"]: r for r in records}
     assert by_arm["hsjp"]["pretrain_steps"] == 2
+    # the record keeps the finetune's validation curve (the epoch's validation and the final one)
+    assert len(by_arm["hsjp"]["val_curve"]) == 2
+    assert by_arm["hsjp"]["val_curve"] == val_pck_curve(out / "arms" / "hsjp-labels1-seed0" / "train")
     assert by_arm["hsjp"]["transfer"] == "network", "HSJP reuses the pretext's deconvolutions by default"
     # equal compute: the pretrain's 2 steps plus the finetune's 2
     assert by_arm["scratch_equal_compute"]["steps"] == 4 and by_arm["scratch"]["steps"] == 2
@@ -163,6 +166,31 @@ def test_steps_to_reach_scratch_reads_each_seeds_own_curves(tmp_path):
     assert ("hsjp", 1.0) not in reach
     assert _reach_cell(reach[("hsjp", 0.1)]) == "200 (1/2 seeds; others never)"
     assert _reach_cell([None]) == "never" and _reach_cell(None) == "-" and _reach_cell([1000, 3000]) == "2,000"
+    assert _reach_cell([200], seeds=3) == "200 (from 1 of 3 seeds; the others' curves are gone)"
+
+
+def test_records_keep_their_curves_so_a_report_survives_deleted_run_folders(tmp_path):
+    import shutil
+
+    from hsjp.experiment import markdown_table, steps_to_reach_scratch, summarise
+
+    records = [
+        _fake_run(tmp_path, "scratch", 0.1, 0, [(100, 0.20), (200, 0.30), (300, 0.40)]),
+        _fake_run(tmp_path, "hsjp", 0.1, 0, [(100, 0.35), (200, 0.41), (300, 0.45)]),
+        _fake_run(tmp_path, "scratch", 0.1, 1, [(100, 0.10), (200, 0.20), (300, 0.50)]),
+        _fake_run(tmp_path, "hsjp", 0.1, 1, [(100, 0.30), (200, 0.52), (300, 0.55)]),
+    ]
+    for r in records[:2]:  # seed 0's records were written with their curves; seed 1's before records kept them
+        r["val_curve"] = val_pck_curve(tmp_path / f"{r['arm']}-0.1-0" / "train")
+        shutil.rmtree(r["dir"])
+    assert records[0]["val_curve"] == [[100.0, 0.2], [200.0, 0.3], [300.0, 0.4]]
+    assert steps_to_reach_scratch(records)[("hsjp", 0.1)] == [200, 200]
+    for r in records[2:]:  # and seed 1's folders are gone too: its steps are unknown, and the table says so
+        shutil.rmtree(r["dir"])
+    for r in records:
+        r.update(steps=300, eval={"val": {"AP": 0.1, "PCK@0.1": 0.4}})
+    assert steps_to_reach_scratch(records)[("hsjp", 0.1)] == [200]
+    assert "| 200 (from 1 of 2 seeds; the others' curves are gone) |" in markdown_table(summarise(records))
 
 
 def test_label_efficiency_with_the_classification_arm(tmp_path, experiment):

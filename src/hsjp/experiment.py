@@ -191,7 +191,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
         print(f"== {name}: not run: {e}")
         return record
     ckpt = arm_dir / "train" / "checkpoints" / "last.ckpt"
-    record.update(status="done", steps=metrics["global_step"], eval={})
+    record.update(status="done", steps=metrics["global_step"], val_curve=val_pck_curve(arm_dir / "train"), eval={})
     for s in eval_sets(exp, cfg):
         record["eval"][s.name] = evaluate_checkpoint(str(ckpt), s.ann, s.images, arm_dir / "eval" / s.name,
                                                      num_workers=cfg.data.num_workers, quiet=True, show=8,
@@ -251,16 +251,25 @@ def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:
     return {"arm": arm, "label_fraction": fraction, "seed": seed, "status": "not run", "reason": "unfinished"}
 
 
+def val_pck_curve(train_dir: Path) -> list[list[float]]:
+    """A finetune's validation PCK@0.1 as [step, value] pairs, from its CSV log.
+
+    Kept in the arm's record too, so that a report can be rebuilt after run folders (hundreds of MB
+    of checkpoints each) are deleted."""
+    from hsjp.viz import read_metrics_csv
+
+    return [[x, y] for x, y in read_metrics_csv(train_dir / "logs", val_x="step").get("val/PCK@0.1", [])]
+
+
 def steps_to_reach_scratch(records: list[dict]) -> dict[tuple[str, float], list[int | None]]:
     """Per (arm, label fraction), one entry per seed: the first finetune step at which the run's own
     validation PCK@0.1 reached the final validation PCK@0.1 of scratch with the same labels and seed
-    (None: never). A head start is worth the finetune steps it saves; this reads them off the curves."""
-    from hsjp.viz import read_metrics_csv
-
+    (None: never). A head start is worth the finetune steps it saves; this reads them off the curves,
+    the record's own or, for a record written before records kept them, its run folder's log."""
     curves = {}
     for r in records:
         if r.get("status") == "done":
-            curve = read_metrics_csv(Path(r["dir"]) / "train" / "logs", val_x="step").get("val/PCK@0.1", [])
+            curve = r.get("val_curve") or val_pck_curve(Path(r["dir"]) / "train")
             curves[(r["arm"], r["label_fraction"], r["seed"])] = curve
     reached: dict[tuple[str, float], list[int | None]] = {}
     for (arm, frac, seed), curve in curves.items():
@@ -271,14 +280,18 @@ def steps_to_reach_scratch(records: list[dict]) -> dict[tuple[str, float], list[
     return reached
 
 
-def _reach_cell(steps: list[int | None] | None) -> str:
+def _reach_cell(steps: list[int | None] | None, seeds: int | None = None) -> str:
+    """``seeds``: how many seeds the row has; fewer entries than that means some seeds' curves are gone."""
     if not steps:
         return "-"
     hit = [s for s in steps if s is not None]
-    if not hit:
-        return "never"
-    mean = f"{int(np.mean(hit)):,}"
-    return mean if len(hit) == len(steps) else f"{mean} ({len(hit)}/{len(steps)} seeds; others never)"
+    cell = "never"
+    if hit:
+        mean = f"{int(np.mean(hit)):,}"
+        cell = mean if len(hit) == len(steps) else f"{mean} ({len(hit)}/{len(steps)} seeds; others never)"
+    if seeds is not None and len(steps) < seeds:
+        cell += f" (from {len(steps)} of {seeds} seeds; the others' curves are gone)"
+    return cell
 
 
 def summarise(records: list[dict]) -> list[dict]:
@@ -327,7 +340,7 @@ def markdown_table(rows: list[dict]) -> str:
             cells.append("-" if v is None or v < 0 else f"{100 * v:.1f}" + (f" ± {100 * r[k + '_std']:.1f}" if r["seeds"] > 1 else ""))
         steps = f"{r['pretrain_steps']} + {r['steps']}" if r["pretrain_steps"] else str(r["steps"])
         lines.append(f"| {r['arm']} | {r['label_fraction']:g} | {r['eval_set']} | {r['seeds']} | {steps} | "
-                     + " | ".join(cells) + f" | {_reach_cell(r.get('steps_to_scratch_pck'))} |")
+                     + " | ".join(cells) + f" | {_reach_cell(r.get('steps_to_scratch_pck'), r['seeds'])} |")
     return "\n".join(lines)
 
 
