@@ -34,6 +34,22 @@ def test_overrides_are_typed_and_checked(tmp_path):
     assert load_config(str(saved)) == cfg
 
 
+def test_malformed_yaml_in_a_file_or_an_override_is_one_line_naming_it(tmp_path, capsys):
+    from hsjp.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: 3\n  milestones: [1,\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: not valid YAML \(.* at line 4\)$"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match=r"^override 'train.milestones=\[5': its value is not valid YAML \(.+\)$"):
+        load_config("cpu_r18_128x96", ["train.epochs=3", "train.milestones=[5"])
+    # an experiment's overrides go through the same loader
+    assert main(["experiment", "--config", "experiment_lspet_r18_labels", "--out", str(tmp_path / "x"), "--report-only",
+                 'fraction_seeds={"1.0": [0, 1}']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hsjp: error: override 'fraction_seeds=") and err.count("\n") == 1
+
+
 def test_batch_limits_keep_lightnings_meaning():
     """An integer limit is a number of batches, a float a share: '1' must not become 1.0 (all batches)."""
     cfg = load_config(None, ["train.limit_val_batches=1", "train.limit_train_batches=0.5"])

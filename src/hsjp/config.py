@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -161,14 +162,19 @@ def load_config(name: str | None = None, overrides: list[str] | None = None, sch
         merged = OmegaConf.structured(schema)
         if name:
             path = resolve_config_path(name)
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        if overrides:
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"override {bad[0]!r} is not of the form section.field=value")
+            try:
+                merged = OmegaConf.merge(merged, OmegaConf.load(path))
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+        for override in overrides or []:
+            if "=" not in override:
+                raise ConfigError(f"override {override!r} is not of the form section.field=value")
             # 'key=' means an empty value (OmegaConf would read None, which str fields refuse)
-            dotlist = [o + "''" if o.endswith("=") else o for o in overrides]
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(dotlist))
+            try:
+                value = OmegaConf.from_dotlist([override + "''" if override.endswith("=") else override])
+            except yaml.YAMLError as e:
+                raise ConfigError(f"override {override!r}: its value is not valid YAML ({_yaml_problem(e, False)})") from None
+            merged = OmegaConf.merge(merged, value)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         where = f"config {name!r}" if name else "config"
@@ -176,6 +182,13 @@ def load_config(name: str | None = None, overrides: list[str] | None = None, sch
         raise ConfigError(f"{where}: {f'{key}: ' if key else ''}{str(e).splitlines()[0]}") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"config {name!r}: {e}") from None
+
+
+def _yaml_problem(e: yaml.YAMLError, line: bool = True) -> str:
+    """PyYAML's problem (and its line in a file), without the multi-line context it prints."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if line and mark is not None else problem
 
 
 def to_yaml(cfg: Any) -> str:
