@@ -7,8 +7,9 @@ Each ``--run ARM:FRACTION:SEED:DIR`` names a folder holding ``train/`` (the fine
 curve in ``train/logs``) and ``eval/metrics.json`` (``hsjp evaluate`` on the experiment's eval set,
 as the experiment scores its arms). They join the experiment's finished arms as extra records, and
 the experiment's own summary, table, "steps to scratch's final PCK" column and picture are drawn
-from the union. ``--records FILE`` adds the records an earlier report kept (its ``arms`` and
-``added``), for runs whose folders are gone; a run of the experiment or a ``--run`` replaces a kept
+from the union. OUT.json keeps every record of the union under ``arms``, each with its validation
+curve, so that a later report can take them back: ``--records FILE`` adds the records an earlier
+report kept (its ``arms``, and ``added`` in reports written before), for runs whose folders are gone; a run of the experiment or a ``--run`` replaces a kept
 record of the same arm, label fraction and seed. ``--rename-arm OLD=NEW`` renames the experiment's
 own arms (an experiment whose hsjp arm ran the 9,000-step pretext, say). Usage:
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from hsjp.config import load_config
 from hsjp.errors import HsjpError
-from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise
+from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise, val_pck_curve
 from hsjp.io import atomic_write_json, atomic_write_text
 from hsjp.viz import plot_label_efficiency
 
@@ -45,7 +46,7 @@ def run_record(spec: str, eval_set: str, pretrain_steps: dict[str, int]) -> dict
                          f"{cfg.train.seed}, not {fraction} and {seed}")
     return {"arm": arm, "label_fraction": float(fraction), "seed": int(seed), "dir": str(folder_path),
             "status": "done", "steps": train["global_step"], "pretrain_steps": pretrain_steps.get(arm, 0),
-            "init": cfg.model.init,
+            "init": cfg.model.init, "val_curve": val_pck_curve(folder_path / "train"),
             "eval": {eval_set: json.loads((folder_path / "eval" / "metrics.json").read_text())}}
 
 
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, ValueError, HsjpError) as e:  # a malformed spec, or a folder without its metrics, config or eval
             raise SystemExit(f"label_curve_runs: --run {spec}: {e}") from None
     renamed = dict(s.split("=") for s in args.rename_arm)
-    records = [{**r, "arm": renamed.get(r["arm"], r["arm"])}
+    # records written before done.json kept the curve take it from their run folder while it exists
+    records = [{**r, "arm": renamed.get(r["arm"], r["arm"]),
+                "val_curve": r.get("val_curve") or val_pck_curve(Path(r["dir"]) / "train")}
                for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
     records += added
     ran = {(r["arm"], r["label_fraction"], r["seed"]) for r in records}
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     atomic_write_text(out.with_suffix(".md"), f"# {exp_dir}: the experiment's finished arms plus added runs\n\n"
                       f"Command: `python {' '.join(sys.argv)}`\n\n{table}\n")
-    atomic_write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "rows": rows, "added": added})
+    atomic_write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "rows": rows, "arms": records})
     print(table)
 
 
