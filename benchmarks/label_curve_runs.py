@@ -81,8 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     records += added
     ran = {(r["arm"], r["label_fraction"], r["seed"]) for r in records}
     for path in args.records:
-        kept = json.loads(Path(path).read_text())
-        for r in kept.get("arms", []) + kept.get("added", []):
+        try:
+            kept = json.loads(Path(path).read_text())
+            kept_records = kept.get("arms", []) + kept.get("added", [])
+        except (OSError, ValueError, AttributeError) as e:  # unreadable, not JSON, or not a report's object
+            raise SystemExit(f"label_curve_runs: --records {path}: not a report's JSON ({e})") from None
+        for r in kept_records:
             key = (r["arm"], r["label_fraction"], r["seed"])
             if r.get("status") == "done" and key not in ran:
                 records.append(r)
