@@ -53,6 +53,25 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     # the hsjp arm really started from the pretext backbone
     hsjp_cfg = (out / "arms" / "hsjp-labels1-seed0" / "train" / "config.yaml").read_text()
     assert "network.safetensors" in hsjp_cfg
+    # finished runs keep the checkpoint the report evaluated (keep_checkpoints: last), not best.ckpt
+    for run in (out / "arms" / "hsjp-labels1-seed0" / "train", out / "pretrain" / "seed0"):
+        assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.ckpt"]
+
+
+def test_keep_checkpoints_none_or_all_and_a_bad_value_refused(tmp_path, experiment):
+    experiment.keep_checkpoints = "none"
+    record = next(r for r in run_experiment(experiment, tmp_path / "none", only_arms=["hsjp"]) if r["arm"] == "hsjp")
+    assert record["status"] == "done" and record["eval"]["synthetic_val"]["AP"] >= 0
+    assert not (tmp_path / "none" / "arms" / "hsjp-labels1-seed0" / "train" / "checkpoints").exists()
+    assert not (tmp_path / "none" / "pretrain" / "seed0" / "checkpoints").exists()
+    assert (tmp_path / "none" / "pretrain" / "seed0" / "network.safetensors").is_file()
+    experiment.keep_checkpoints = "all"
+    run_experiment(experiment, tmp_path / "all", only_arms=["scratch"])
+    kept = tmp_path / "all" / "arms" / "scratch-labels1-seed0" / "train" / "checkpoints"
+    assert sorted(p.name for p in kept.iterdir()) == ["best.ckpt", "last.ckpt"]
+    (tmp_path / "e.yaml").write_text("keep_checkpoints: best\n")
+    with pytest.raises(ConfigError, match="keep_checkpoints: 'best' is not one of last, all, none"):
+        load_experiment(str(tmp_path / "e.yaml"))
 
 
 def test_interrupted_arm_resumes_from_its_checkpoint(tmp_path, experiment, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hsjp.io import atomic_write_json, atomic_write_text
 ARMS = ("scratch", "hsjp", "jigsaw_cls", "scratch_equal_compute", "imagenet")
 #: The arms whose finetune starts from a label-free pretext of this experiment, and that pretext's task.
 PRETEXT_ARMS = {"hsjp": "jigsaw", "jigsaw_cls": "jigsaw_cls"}
+KEEP_CHECKPOINTS = ("last", "all", "none")
 REPORTED = ("AP", "AP50", "AP75", "APM", "APL", "AR", "PCK@0.1")
 
 
@@ -61,6 +63,11 @@ class ExperimentConfig:
     imagenet_init: str = "imagenet"
     # empty: the pose config's validation set alone
     eval_sets: list[EvalSet] = field(default_factory=list)
+    # what a finished run (arm or pretext) keeps in its checkpoints/: 'last' (what the report
+    # evaluates, and what predict, export and evaluate take; best.ckpt, which nothing here reads,
+    # goes), 'all', or 'none' (records and exported pretext weights stay). Each checkpoint holds the
+    # optimiser's state too: ~185 MB for ResNet-18, two per run
+    keep_checkpoints: str = "last"
 
 
 def load_experiment(name: str, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -80,6 +87,8 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> Experiment
     unknown = [a for a in exp.arm_fractions if a not in ARMS]
     if unknown:
         raise ConfigError(f"arm_fractions: unknown arm {unknown[0]!r}; arms are {', '.join(ARMS)}")
+    if exp.keep_checkpoints not in KEEP_CHECKPOINTS:
+        raise ConfigError(f"keep_checkpoints: {exp.keep_checkpoints!r} is not one of {', '.join(KEEP_CHECKPOINTS)}")
     return exp
 
 
@@ -145,6 +154,7 @@ def run_pretrain(exp: ExperimentConfig, seed: int, out: Path, task: str = "jigsa
     done = run / "pretext_metrics.json"
     if not (done.is_file() and (run / PRETRAINED_FILE).is_file()):
         train(pretext_config(exp, seed, task), run, name=f"pretrain {task} seed {seed}")
+        prune_checkpoints(run, exp.keep_checkpoints)
     return {**json.loads(done.read_text()), "weights": str(run / PRETRAINED_FILE), "dir": str(run)}
 
 
@@ -197,7 +207,18 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
                                                      num_workers=cfg.data.num_workers, quiet=True, show=8,
                                                      keypoints=s.keypoints)
     atomic_write_json(done, record)
+    prune_checkpoints(arm_dir / "train", exp.keep_checkpoints)
     return record
+
+
+def prune_checkpoints(run: Path, keep: str) -> None:
+    """Delete what ``keep_checkpoints`` leaves out of a finished run: a re-run skips the run from its
+    record (or exported weights), so nothing resumes from these files again."""
+    folder = run / "checkpoints"
+    if keep == "none":
+        shutil.rmtree(folder, ignore_errors=True)
+    elif keep == "last":
+        (folder / "best.ckpt").unlink(missing_ok=True)
 
 
 def arm_name(arm: str, fraction: float, seed: int) -> str:
