@@ -32,8 +32,8 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert scratch_done.stat().st_mtime_ns == stamp
     by_arm = {r["arm"]: r for r in records}
     assert by_arm["hsjp"]["pretrain_steps"] == 2
-    # the record keeps the finetune's validation curve (the epoch's validation and the final one)
-    assert len(by_arm["hsjp"]["val_curve"]) == 2
+    # the record keeps the finetune's validation curve: the last epoch's validation, not repeated after fit
+    assert len(by_arm["hsjp"]["val_curve"]) == 1
     assert by_arm["hsjp"]["val_curve"] == val_pck_curve(out / "arms" / "hsjp-labels1-seed0" / "train")
     assert by_arm["hsjp"]["transfer"] == "network", "HSJP reuses the pretext's deconvolutions by default"
     # equal compute: the pretrain's 2 steps plus the finetune's 2

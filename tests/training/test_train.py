@@ -27,8 +27,18 @@ def test_a_few_steps_lower_the_loss_and_write_the_run(tmp_path, tiny_overrides):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["global_step"] == 16 and 0 <= saved["AP"] <= 1 and "PCK@0.1" in saved
     assert metrics["AP"] == saved["AP"]
+    # the last epoch was validated in fit: those are the final metrics, not validated (and logged) twice
+    curve = read_metrics_csv(tmp_path / "logs", val_x="step")["val/AP"]
+    assert [x for x, _ in curve] == [8, 16] and curve[-1][1] == metrics["AP"]
     assert (tmp_path / "config.yaml").read_text().count("limit_train_batches: 2") == 1
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "curves.png").is_file()
+
+
+def test_a_last_epoch_that_fit_did_not_validate_is_validated_after_it(tmp_path, tiny_overrides):
+    metrics = train(_cfg(tiny_overrides, "train.epochs=3", "train.limit_train_batches=2", "train.val_every_n_epochs=2"),
+                    tmp_path)
+    curve = read_metrics_csv(tmp_path / "logs", val_x="step")["val/AP"]
+    assert len(curve) == 2 and curve[0][0] == 4 and curve[-1][1] == metrics["AP"]
 
 
 def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):

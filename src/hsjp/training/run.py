@@ -14,8 +14,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hsjp.config import PRETEXT_TASKS, Config, save_config, to_dict
@@ -90,8 +91,21 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     )
 
 
+class LastValidatedStep(Callback):
+    """The global step at which fit last validated, so that ``train`` does not validate the same
+    weights twice (a second pass costs a validation's time and logged a duplicate curve point)."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self.step = trainer.global_step
+
+
 def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequence[L.Callback] = ()) -> dict:
-    """Fit, validate once more at the end, and write the run's outputs; returns the final metrics.
+    """Fit, validate the final weights unless fit's last validation already did, and write the run's
+    outputs; returns the final metrics.
 
     ``name`` heads the run's one line of output and its progress bar; ``callbacks`` join the run's
     own (a benchmark's throughput meter, say) without a second copy of the trainer's set-up.
@@ -108,8 +122,9 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.train.resume and last.is_file() else None
     step = check_resumable(last, cfg, dm.num_outputs) if resume else 0
+    validated = LastValidatedStep()
     trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step,
-                            callbacks)
+                            [*callbacks, validated])
     if trainer.is_global_zero:
         save_config(cfg, out / "config.yaml")
         remove_stale_temporaries(last.parent)
@@ -118,7 +133,8 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
         trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
         metrics = {"global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch)}
         if has_val:
-            trainer.validate(module, datamodule=dm, verbose=False)
+            if validated.step != trainer.global_step:  # a re-run of a finished run, or a last epoch not validated
+                trainer.validate(module, datamodule=dm, verbose=False)
             metrics.update({k.removeprefix("val/"): float(v) for k, v in trainer.callback_metrics.items()
                             if k.startswith("val/")})
     except TrainingError as e:
