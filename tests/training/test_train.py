@@ -38,7 +38,8 @@ def test_a_last_epoch_that_fit_did_not_validate_is_validated_after_it(tmp_path, 
     metrics = train(_cfg(tiny_overrides, "train.epochs=3", "train.limit_train_batches=2", "train.val_every_n_epochs=2"),
                     tmp_path)
     curve = read_metrics_csv(tmp_path / "logs", val_x="step")["val/AP"]
-    assert len(curve) == 2 and curve[0][0] == 4 and curve[-1][1] == metrics["AP"]
+    assert curve == [(4, curve[0][1]), (6, metrics["AP"])]  # the final one at the step it followed, as fit logs
+    assert [x for x, _ in read_metrics_csv(tmp_path / "logs")["val/AP"]] == [2, 3]  # and at the epoch count
 
 
 def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):

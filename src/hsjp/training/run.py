@@ -91,12 +91,22 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     )
 
 
-class LastValidatedStep(Callback):
-    """The global step at which fit last validated, so that ``train`` does not validate the same
-    weights twice (a second pass costs a validation's time and logged a duplicate curve point)."""
+class ValidationAfterFit(Callback):
+    """What ``train``'s validation after fit needs: the global step at which fit last validated, so
+    that the same weights are not validated twice (a second pass costs a validation's time and
+    logged a duplicate curve point), and, when it does run, its row on fit's axes. Lightning logs a
+    validation inside fit at step ``global_step - 1`` and epoch ``current_epoch`` (the index of the
+    epoch just trained), one outside fit at ``global_step`` and the epoch count: the curves read a
+    6-step run's final validation as step 7."""
 
     def __init__(self) -> None:
         self.step: int | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:
+            # Lightning's logger connector takes a logged "step" as the row's step, and then leaves "epoch" to us
+            pl_module.log("step", float(trainer.global_step - 1))
+            pl_module.log("epoch", float(trainer.current_epoch - 1))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
@@ -122,7 +132,7 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg.train.resume and last.is_file() else None
     step = check_resumable(last, cfg, dm.num_outputs) if resume else 0
-    validated = LastValidatedStep()
+    validated = ValidationAfterFit()
     trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step,
                             [*callbacks, validated])
     if trainer.is_global_zero:
