@@ -96,8 +96,8 @@ class ValidationAfterFit(Callback):
     that the same weights are not validated twice (a second pass costs a validation's time and
     logged a duplicate curve point), and, when it does run, its row on fit's axes. Lightning logs a
     validation inside fit at step ``global_step - 1`` and epoch ``current_epoch`` (the index of the
-    epoch just trained), one outside fit at ``global_step`` and the epoch count: the curves read a
-    6-step run's final validation as step 7."""
+    epoch just trained), one outside fit at ``global_step`` and the epoch count, one past both (a
+    6-step run's final validation read as step 7)."""
 
     def __init__(self) -> None:
         self.step: int | None = None
