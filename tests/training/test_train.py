@@ -42,6 +42,20 @@ def test_a_last_epoch_that_fit_did_not_validate_is_validated_after_it(tmp_path, 
     assert [x for x, _ in read_metrics_csv(tmp_path / "logs")["val/AP"]] == [2, 3]  # and at the epoch count
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, tiny_overrides, workers):
+    # the label-efficiency curves validate often to read "steps to scratch's final PCK": watching must not
+    # change the run (a validation's loader once drew from the global RNG that the training shuffle and
+    # the augmentation draw from, so validating every epoch instead of every other gave other weights)
+    losses = []
+    for every in (1, 3):
+        out = tmp_path / f"every{every}"
+        train(_cfg(tiny_overrides, "train.epochs=3", "train.limit_train_batches=2", f"data.num_workers={workers}",
+                   f"train.val_every_n_epochs={every}"), out)
+        losses.append([v for _, v in read_metrics_csv(out / "logs" / "metrics.csv")["train/loss"]])
+    assert len(losses[0]) == 6 and losses[0] == losses[1]
+
+
 def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):
     train(_cfg(tiny_overrides, "train.epochs=1", "train.limit_train_batches=2"), tmp_path)
     metrics = train(_cfg(tiny_overrides, "train.epochs=2", "train.limit_train_batches=2"), tmp_path)

@@ -153,10 +153,12 @@ class CropDataModule(L.LightningDataModule):
                                        None, val_anns.flip_pairs, deterministic=True, seed=self.cfg.train.seed)
 
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
-        """Loader with its own DistributedSampler under DDP.
+        """Loader with its own DistributedSampler under DDP, and its own seeded random generator.
 
         Lightning's automatic sampler always shuffles training data; building it here keeps
-        ``data.shuffle=false`` meaning what it says on any number of processes.
+        ``data.shuffle=false`` meaning what it says on any number of processes. Without a generator
+        of its own a loader draws its shuffle and its workers' seeds from the global RNG, which every
+        other loader's iteration draws from too: how often a run validated changed what it trained.
         """
         workers = self.cfg.data.num_workers
         shuffle = train and self.cfg.data.shuffle
@@ -170,6 +172,7 @@ class CropDataModule(L.LightningDataModule):
                           drop_last=train and per_process > batch_size, num_workers=workers,
                           persistent_workers=workers > 0, collate_fn=collate_skipping,
                           worker_init_fn=partial(init_worker, rank=rank) if workers > 0 else None,
+                          generator=torch.Generator().manual_seed(self.cfg.train.seed),
                           pin_memory=runs_on_cuda(self.cfg))  # page-locked batches copy to a GPU asynchronously
 
     def train_dataloader(self) -> DataLoader:
