@@ -27,8 +27,17 @@ from pathlib import Path
 
 from hsjp.config import load_config
 from hsjp.errors import HsjpError
-from hsjp.experiment import finished_arm, load_experiment, markdown_table, planned_runs, summarise, val_pck_curve
+from hsjp.experiment import (
+    finished_arm,
+    load_experiment,
+    markdown_table,
+    planned_runs,
+    provenance_note,
+    summarise,
+    val_pck_curve,
+)
 from hsjp.io import atomic_write_json, atomic_write_text
+from hsjp.training.provenance import read_provenance
 from hsjp.viz import plot_label_efficiency
 
 
@@ -47,6 +56,7 @@ def run_record(spec: str, eval_set: str, pretrain_steps: dict[str, int]) -> dict
     return {"arm": arm, "label_fraction": float(fraction), "seed": int(seed), "dir": str(folder_path),
             "status": "done", "steps": train["global_step"], "pretrain_steps": pretrain_steps.get(arm, 0),
             "init": cfg.model.init, "val_curve": val_pck_curve(folder_path / "train"),
+            "provenance": {"finetune": read_provenance(folder_path / "train")},
             "eval": {eval_set: json.loads((folder_path / "eval" / "metrics.json").read_text())}}
 
 
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown_table(rows)
     out = Path(args.out)
     atomic_write_text(out.with_suffix(".md"), f"# {exp_dir}: the experiment's finished arms plus added runs\n\n"
-                      f"Command: `python {' '.join(sys.argv)}`\n\n{table}\n")
+                      f"Command: `python {' '.join(sys.argv)}`\n\n{table}\n\n{provenance_note(records)}\n")
     atomic_write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "rows": rows, "arms": records})
     print(table)
 

@@ -5,7 +5,14 @@ import json
 import pytest
 
 from hsjp.errors import ConfigError
-from hsjp.experiment import EvalSet, ExperimentConfig, load_experiment, run_experiment, val_pck_curve
+from hsjp.experiment import (
+    EvalSet,
+    ExperimentConfig,
+    load_experiment,
+    provenance_note,
+    run_experiment,
+    val_pck_curve,
+)
 
 
 @pytest.fixture
@@ -36,6 +43,14 @@ def test_arms_run_resume_and_report(tmp_path, experiment):
     assert len(by_arm["hsjp"]["val_curve"]) == 1
     assert by_arm["hsjp"]["val_curve"] == val_pck_curve(out / "arms" / "hsjp-labels1-seed0" / "train")
     assert by_arm["hsjp"]["transfer"] == "network", "HSJP reuses the pretext's deconvolutions by default"
+    # each record says which code and machine made its pretext and finetune
+    assert set(by_arm["hsjp"]["provenance"]) == {"pretext", "finetune"} and set(by_arm["scratch"]["provenance"]) == {"finetune"}
+    assert [len(v) for v in by_arm["hsjp"]["provenance"].values()] == [1, 1]
+    assert by_arm["hsjp"]["provenance"]["pretext"][0]["machine"]["cpus"] > 0
+    # and the report says so: every finished run here was made by this code on this machine
+    made = by_arm["hsjp"]["provenance"]["finetune"][0]
+    assert f"on {made['machine']['cpu']}" in (out / "results.md").read_text()
+    assert provenance_note(records).endswith(": 3 runs.")
     # equal compute: the pretrain's 2 steps plus the finetune's 2
     assert by_arm["scratch_equal_compute"]["steps"] == 4 and by_arm["scratch"]["steps"] == 2
     assert by_arm["imagenet"]["status"] == "not run" and "no-such-imagenet-weights.pth" in by_arm["imagenet"]["reason"]
@@ -185,7 +200,7 @@ def test_steps_to_reach_scratch_reads_each_seeds_own_curves(tmp_path):
     assert ("hsjp", 1.0) not in reach
     assert _reach_cell(reach[("hsjp", 0.1)]) == "200 (1/2 seeds; others never)"
     assert _reach_cell([None]) == "never" and _reach_cell(None) == "-" and _reach_cell([1000, 3000]) == "2,000"
-    assert _reach_cell([200], seeds=3) == "200 (from 1 of 3 seeds; the others' curves are gone)"
+    assert _reach_cell([200], seeds=3) == "200 (from 1 of 3 seeds; the others lack their curve or scratch's)"
 
 
 def test_records_keep_their_curves_so_a_report_survives_deleted_run_folders(tmp_path):
@@ -209,7 +224,7 @@ def test_records_keep_their_curves_so_a_report_survives_deleted_run_folders(tmp_
     for r in records:
         r.update(steps=300, eval={"val": {"AP": 0.1, "PCK@0.1": 0.4}})
     assert steps_to_reach_scratch(records)[("hsjp", 0.1)] == [200]
-    assert "| 200 (from 1 of 2 seeds; the others' curves are gone) |" in markdown_table(summarise(records))
+    assert "| 200 (from 1 of 2 seeds; the others lack their curve or scratch's) |" in markdown_table(summarise(records))
 
 
 def test_label_efficiency_with_the_classification_arm(tmp_path, experiment):
@@ -285,3 +300,22 @@ def test_imagenet_arm_from_a_local_file_transfers_the_backbone_only(tmp_path, ex
     experiment.arms = ["imagenet"]
     (record,) = run_experiment(experiment, tmp_path / "exp")
     assert record["status"] == "done" and record["transfer"] == "backbone"
+
+
+def test_provenance_note_counts_each_record_once_per_code_and_machine():
+    def start(commit, dirty, flags, gpu=None):
+        machine = {"cpu": "Xeon", "cpu_flags": flags, **({"gpu": gpu} if gpu else {})}
+        return {"git": {"commit": commit, "dirty": dirty}, "machine": machine}
+
+    amx = start("a" * 40, False, ["avx512_bf16", "amx_bf16"])
+    records = [
+        {"status": "done", "provenance": {"pretext": [amx], "finetune": [amx]}},  # one run, not two
+        {"status": "done", "provenance": {"finetune": [start("b" * 40, True, ["avx512_bf16"]), amx]}},  # resumed elsewhere
+        {"status": "done", "provenance": {"finetune": [start("a" * 40, False, [], gpu="NVIDIA H200")]}},
+        {"status": "done"},
+        {"status": "not run", "provenance": {"finetune": [amx]}},
+    ]
+    assert provenance_note(records) == (
+        "Code and machines: hsjp aaaaaaa on Xeon (AMX): 2 runs; hsjp bbbbbbb with changes on Xeon: 1 run; "
+        "hsjp aaaaaaa on NVIDIA H200: 1 run; 1 run made before records kept this.")
+    assert provenance_note([{"status": "not run"}]) == ""

@@ -148,6 +148,7 @@ def equal_compute_overrides(cfg: Config, extra_steps: int) -> list[str]:
 
 def run_pretrain(exp: ExperimentConfig, seed: int, out: Path, task: str = "jigsaw") -> dict:
     """One pretext per seed and task, trained once and reused by every label fraction of that seed."""
+    from hsjp.training.provenance import read_provenance
     from hsjp.training.run import PRETRAINED_FILE, train
 
     run = out / ("pretrain" if task == "jigsaw" else f"pretrain_{task}") / f"seed{seed}"
@@ -155,7 +156,8 @@ def run_pretrain(exp: ExperimentConfig, seed: int, out: Path, task: str = "jigsa
     if not (done.is_file() and (run / PRETRAINED_FILE).is_file()):
         train(pretext_config(exp, seed, task), run, name=f"pretrain {task} seed {seed}")
         prune_checkpoints(run, exp.keep_checkpoints)
-    return {**json.loads(done.read_text()), "weights": str(run / PRETRAINED_FILE), "dir": str(run)}
+    return {**json.loads(done.read_text()), "weights": str(run / PRETRAINED_FILE), "dir": str(run),
+            "provenance": read_provenance(run)}
 
 
 def eval_sets(exp: ExperimentConfig, cfg: Config) -> list[EvalSet]:
@@ -165,6 +167,7 @@ def eval_sets(exp: ExperimentConfig, cfg: Config) -> list[EvalSet]:
 def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Path) -> dict:
     """Train and evaluate one arm, or return its record if it already finished."""
     from hsjp.evaluate import evaluate_checkpoint
+    from hsjp.training.provenance import read_provenance
     from hsjp.training.run import train
 
     name = arm_name(arm, fraction, seed)
@@ -179,6 +182,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
         pre = run_pretrain(exp, seed, out, PRETEXT_ARMS.get(arm, "jigsaw"))
         record["pretrain_steps"] = pre["global_step"]
         record["pretrain_placement_acc"] = pre.get("placement_acc")
+        record["provenance"] = {"pretext": pre["provenance"]}
         if arm == "hsjp":
             extra.append(f"model.init={pre['weights']}")
         elif arm == "jigsaw_cls":  # its head is a classifier: only the backbone transfers
@@ -202,6 +206,8 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
         return record
     ckpt = arm_dir / "train" / "checkpoints" / "last.ckpt"
     record.update(status="done", steps=metrics["global_step"], val_curve=val_pck_curve(arm_dir / "train"), eval={})
+    # which code, libraries and machine made the numbers: enough to trace a record that a re-run does not repeat
+    record["provenance"] = {**record.get("provenance", {}), "finetune": read_provenance(arm_dir / "train")}
     for s in eval_sets(exp, cfg):
         record["eval"][s.name] = evaluate_checkpoint(str(ckpt), s.ann, s.images, arm_dir / "eval" / s.name,
                                                      num_workers=cfg.data.num_workers, quiet=True, show=8,
@@ -302,7 +308,9 @@ def steps_to_reach_scratch(records: list[dict]) -> dict[tuple[str, float], list[
 
 
 def _reach_cell(steps: list[int | None] | None, seeds: int | None = None) -> str:
-    """``seeds``: how many seeds the row has; fewer entries than that means some seeds' curves are gone."""
+    """``seeds``: how many seeds the row has; fewer entries than that means some seeds have no pair of
+    curves to compare: their own validation curve is gone, or scratch's of the same seed is (a record
+    made before records kept curves, whose run folder was deleted)."""
     if not steps:
         return "-"
     hit = [s for s in steps if s is not None]
@@ -311,7 +319,7 @@ def _reach_cell(steps: list[int | None] | None, seeds: int | None = None) -> str
         mean = f"{int(np.mean(hit)):,}"
         cell = mean if len(hit) == len(steps) else f"{mean} ({len(hit)}/{len(steps)} seeds; others never)"
     if seeds is not None and len(steps) < seeds:
-        cell += f" (from {len(steps)} of {seeds} seeds; the others' curves are gone)"
+        cell += f" (from {len(steps)} of {seeds} seeds; the others lack their curve or scratch's)"
     return cell
 
 
@@ -365,6 +373,36 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def provenance_note(records: list[dict]) -> str:
+    """Which code and machines made the finished runs (pretext and finetune), counted once per record.
+
+    The same code and seed trained other weights on a CPU with AMX than on one without (RESULTS
+    13.5), so a table pooled from several sessions says what each part ran on."""
+    made: dict[str, int] = {}
+    unknown = 0
+    for r in records:
+        if r.get("status") != "done":
+            continue
+        starts = [e for entries in r.get("provenance", {}).values() for e in entries]
+        if not starts:
+            unknown += 1
+        for label in dict.fromkeys(map(_made_by, starts)):
+            made[label] = made.get(label, 0) + 1
+    parts = [f"{label}: {n} run{'s' * (n != 1)}" for label, n in made.items()]
+    if unknown:
+        parts.append(f"{unknown} run{'s' * (unknown != 1)} made before records kept this")
+    return "Code and machines: " + "; ".join(parts) + "." if parts else ""
+
+
+def _made_by(entry: dict) -> str:
+    git, machine = entry.get("git"), entry.get("machine", {})
+    code = f"hsjp {git['commit'][:7]}{' with changes' if git['dirty'] else ''}" if git else f"hsjp {entry.get('hsjp')}"
+    where = machine.get("gpu") or machine.get("cpu", "?")
+    if "gpu" not in machine and "amx_bf16" in machine.get("cpu_flags", ()):
+        where += " (AMX)"
+    return f"{code} on {where}"
+
+
 def write_report(exp: ExperimentConfig, records: list[dict], out: Path) -> None:
     from hsjp.viz import plot_experiment_curves, plot_label_efficiency
 
@@ -375,7 +413,8 @@ def write_report(exp: ExperimentConfig, records: list[dict], out: Path) -> None:
             "of labelled keypoints within 0.1 x the longer box side. Mean ± std over seeds where seeds > 1. The last "
             "column reads each run's validation curve: the first finetune step at which it reached the final "
             "validation PCK@0.1 of scratch with the same labels and seed (mean over the seeds that did).")
-    atomic_write_text(out / "results.md", f"# Results\n\n{table}\n\n{note}\n")
+    made = provenance_note(records)
+    atomic_write_text(out / "results.md", f"# Results\n\n{table}\n\n{note}\n" + (f"\n{made}\n" if made else ""))
     plot_experiment_curves(records, out)
     if len({r["label_fraction"] for r in rows if r.get("status") != "not run"}) > 1:
         plot_label_efficiency(rows, out / "label_efficiency.png")

@@ -1,12 +1,15 @@
 import json
 import shutil
+import sys
 import warnings
 
 import lightning as L
 import pytest
+import torch
 
 from hsjp.config import load_config
 from hsjp.errors import ConfigError, DataError
+from hsjp.training.provenance import read_provenance
 from hsjp.training.run import train
 from hsjp.viz import read_metrics_csv
 
@@ -61,6 +64,10 @@ def test_rerun_resumes_from_last_checkpoint(tmp_path, tiny_overrides, capsys):
     metrics = train(_cfg(tiny_overrides, "train.epochs=2", "train.limit_train_batches=2"), tmp_path)
     assert "finetune: 4 steps, resuming at step 2" in capsys.readouterr().out
     assert metrics["global_step"] == 4  # 2 steps were not redone
+    # each start says what ran it: the resumed one too, and from which step
+    starts = read_provenance(tmp_path)
+    assert [s["resumed_from_step"] for s in starts] == [0, 2]
+    assert starts[1]["libraries"]["torch"] == torch.__version__ and starts[1]["command"] == sys.argv
     # Lightning's CSV logger would delete the first part of the curve; it is kept as a part file
     assert len(read_metrics_csv(tmp_path / "logs")["train/loss"]) == 4
 
@@ -121,6 +128,7 @@ def test_pretext_run_exports_backbone_and_metrics(tmp_path, tiny_overrides):
         meta = f.metadata()
     assert meta["architecture"] == "test_resnet" and json.loads(meta["grid"]) == [2, 2]
     assert json.loads(meta["input_size"]) == [64, 64] and "data" in meta and "epochs" in meta
+    assert len(json.loads(meta["provenance"])) == 1 and json.loads(meta["provenance"]) == read_provenance(tmp_path)
 
 
 def test_pretext_from_a_folder_of_person_images(tmp_path, synthetic, tiny_overrides):

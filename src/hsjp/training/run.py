@@ -34,6 +34,7 @@ from hsjp.training.checkpoints import (
 from hsjp.training.datamodule import CropDataModule, runs_on_cuda
 from hsjp.training.modules import HeatmapModule, module_for
 from hsjp.training.progress import RunHeader, RunProgressBar, quiet_lightning
+from hsjp.training.provenance import RecordProvenance, read_provenance
 
 MONITOR = {"pose": "val/AP", "jigsaw": "val/placement_acc", "jigsaw_cls": "val/permutation_acc"}
 #: The pretext's exported weights, the file ``model.init`` takes: backbone and (HSJP) heatmap head.
@@ -134,7 +135,7 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     step = check_resumable(last, cfg, dm.num_outputs) if resume else 0
     validated = ValidationAfterFit()
     trainer = build_trainer(cfg, out, has_val, name or ("finetune" if cfg.task == "pose" else f"pretrain {cfg.task}"), step,
-                            [*callbacks, validated])
+                            [*callbacks, validated, RecordProvenance(out, step)])
     if trainer.is_global_zero:
         save_config(cfg, out / "config.yaml")
         remove_stale_temporaries(last.parent)
@@ -177,6 +178,7 @@ def write_outputs(cfg: Config, module: HeatmapModule, out: Path, metrics: dict) 
             "architecture": cfg.model.arch, "task": cfg.task, "grid": list(cfg.jigsaw.grid),
             "input_size": list(cfg.data.input_size), "epochs": metrics["epochs"], "global_step": metrics["global_step"],
             "data": cfg.data.train_ann or cfg.data.train_image_folder, "hsjp_config": to_dict(cfg),
+            "provenance": read_provenance(out),  # weights travel without their run folder
         }, with_head=cfg.task == "jigsaw")
         acc = "placement_acc" if cfg.task == "jigsaw" else "permutation_acc"
         chance = 1 / module.model.num_outputs
