@@ -312,10 +312,12 @@ def test_provenance_note_counts_each_record_once_per_code_and_machine():
         {"status": "done", "provenance": {"pretext": [amx], "finetune": [amx]}},  # one run, not two
         {"status": "done", "provenance": {"finetune": [start("b" * 40, True, ["avx512_bf16"]), amx]}},  # resumed elsewhere
         {"status": "done", "provenance": {"finetune": [start("a" * 40, False, [], gpu="NVIDIA H200")]}},
+        {"status": "done", "provenance": {"finetune": [start("a" * 40, False, ["avx2"])]}},
         {"status": "done"},
         {"status": "not run", "provenance": {"finetune": [amx]}},
     ]
     assert provenance_note(records) == (
         "Code and machines: hsjp aaaaaaa on Xeon (AMX): 2 runs; hsjp bbbbbbb with changes on Xeon: 1 run; "
-        "hsjp aaaaaaa on NVIDIA H200: 1 run; 1 run made before records kept this.")
+        "hsjp aaaaaaa on NVIDIA H200: 1 run; hsjp aaaaaaa on Xeon (no AVX-512): 1 run; "
+        "1 run made before records kept this.")
     assert provenance_note([{"status": "not run"}]) == ""

@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_trainer(s: argparse.ArgumentParser) -> argparse.ArgumentParser:
         s.add_argument("--devices", help="Lightning devices: a count, 'auto', or a list (trainer.devices)")
         s.add_argument("--num-nodes", type=int, help="nodes for DDP (trainer.num_nodes)")
-        s.add_argument("--precision", help="e.g. 32-true, bf16-mixed, 16-mixed (trainer.precision)")
+        s.add_argument("--precision", help="auto (bf16-mixed where the hardware has bf16, else 32-true), 32-true, bf16-mixed, "
+                       "16-mixed (trainer.precision)")
         return s
 
     def with_keypoints(s: argparse.ArgumentParser) -> None:

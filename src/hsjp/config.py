@@ -117,6 +117,8 @@ class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
+    # Lightning's (32-true, bf16-mixed, 16-mixed, ...) or 'auto': bf16-mixed where the hardware computes
+    # bf16 natively, else 32-true (hsjp.training.precision); the saved config holds the resolved one
     precision: str = "32-true"
     strategy: str = "auto"
     sync_batchnorm: bool = False

@@ -68,7 +68,7 @@ class RunHeader(Callback):
         if step % per_epoch and step < total:  # what Lightning's "dataloader is not resumable" warning means here
             done += (f" (mid-epoch: epoch {step // per_epoch}'s last {per_epoch - step % per_epoch} batches "
                      "come from a fresh shuffle)")
-        print(f"{self.name}: {total:,} steps{done} -> {trainer.default_root_dir}", flush=True)
+        print(f"{self.name}: {total:,} steps{done} -> {trainer.default_root_dir} ({trainer.precision})", flush=True)
 
 
 class RunProgressBar(TQDMProgressBar):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +34,7 @@ from hsjp.training.checkpoints import (
 )
 from hsjp.training.datamodule import CropDataModule, runs_on_cuda
 from hsjp.training.modules import HeatmapModule, module_for
+from hsjp.training.precision import resolve_precision, slow_precision_warning
 from hsjp.training.progress import RunHeader, RunProgressBar, quiet_lightning
 from hsjp.training.provenance import RecordProvenance, read_provenance
 
@@ -122,6 +124,10 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     own (a benchmark's throughput meter, say) without a second copy of the trainer's set-up.
     """
     out = Path(out)
+    on_cuda = runs_on_cuda(cfg)
+    cfg = replace(cfg, trainer=replace(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, on_cuda)))
+    if warning := slow_precision_warning(cfg.trainer.precision, on_cuda):
+        print(warning, file=sys.stderr)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)

@@ -1,0 +1,38 @@
+"""The floating-point precision a run trains in, where the config leaves it to the hardware.
+
+bf16 autocast (with channels_last) trained the CPU configs up to 3x faster than fp32 on CPUs that
+compute bf16 natively (AVX512_BF16 or AMX), and about 23x *slower* on a CPU with AVX2 only, where
+oneDNN emulates it (benchmarks/RESULTS.md section 15). No single setting is right for every machine,
+so the shipped CPU configs say ``auto`` and a run resolves it here, before its trainer is built and
+its config saved: the saved config then records what actually ran.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AUTO = "auto"
+_BF16 = ("bf16-mixed", "bf16-true", "bf16")
+
+
+def native_bf16(on_cuda: bool) -> bool:
+    """Whether the device the run trains on computes bf16 in hardware rather than emulating it."""
+    if on_cuda:
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_precision(precision: str, on_cuda: bool) -> str:
+    """``auto``: bf16-mixed where the hardware has bf16, else 32-true; any other value as given."""
+    if precision != AUTO:
+        return precision
+    return "bf16-mixed" if native_bf16(on_cuda) else "32-true"
+
+
+def slow_precision_warning(precision: str, on_cuda: bool) -> str | None:
+    """One line for a user who asked for bf16 on a CPU that emulates it: the run works, but at a
+    small fraction of fp32's speed, which looks like a hang rather than a setting."""
+    if precision in _BF16 and not on_cuda and not native_bf16(on_cuda):
+        return (f"warning: trainer.precision={precision} on a CPU without AVX512_BF16 or AMX: bf16 is emulated "
+                "there, about 20x slower than 32-true; trainer.precision=auto picks the faster one")
+    return None
