@@ -19,7 +19,8 @@ def native_bf16(on_cuda: bool) -> bool:
     """Whether the device the run trains on computes bf16 in hardware rather than emulating it."""
     if on_cuda:
         return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    # private to torch.cpu (present since 2.2); a torch without them gets fp32, slower at worst, never 20x
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def resolve_precision(precision: str, on_cuda: bool) -> str:
