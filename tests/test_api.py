@@ -1,6 +1,7 @@
 """hsjp.PoseEstimator: the same keypoints as `hsjp evaluate`, on paths or arrays, and clear box errors."""
 
 import json
+import warnings
 
 import cv2
 import numpy as np
@@ -90,3 +91,13 @@ def test_bad_images_and_pretext_checkpoints_are_refused(tmp_path, pose_checkpoin
     torch.save(ckpt, tmp_path / "pretext.ckpt")
     with pytest.raises(CheckpointError, match="pretext.ckpt: a jigsaw \\(pretext\\) checkpoint predicts puzzle pieces"):
         PoseEstimator.from_checkpoint(tmp_path / "pretext.ckpt")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_of(pose_checkpoint, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PoseEstimator.from_checkpoint(pose_checkpoint, bf16=True)
+    assert any("emulated" in str(w.message) for w in caught) == (not native)

@@ -9,6 +9,7 @@ path needs; it travels with an exported model as metadata, so an export predicts
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
@@ -24,6 +25,7 @@ from hsjp.data.validate import read_image
 from hsjp.errors import CheckpointError, DataError
 from hsjp.evaluation.topdown import decode_batch, predict_heatmaps
 from hsjp.heatmaps import HeatmapCodec
+from hsjp.training.precision import native_bf16
 
 #: A network as the inference path sees it: normalised crops (N, 3, H, W) -> heatmaps (N, K, H/4, W/4).
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -105,6 +107,9 @@ class TorchNetwork:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.bf16 = bf16
+        if bf16 and self.device.type == "cpu" and not native_bf16(on_cuda=False):
+            warnings.warn("bf16 on a CPU without AVX512_BF16 or AMX is emulated: inference there ran 50x slower "
+                          "than fp32 (benchmarks/RESULTS.md section 15)", stacklevel=3)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
