@@ -56,3 +56,11 @@ def run_process(cmd: list[str], timeout: float = 600, **kwargs) -> subprocess.Co
     with process_group(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs) as proc:
         out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def pretend_cpu_bf16(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool = False) -> None:
+    """Answer torch's CPU probes as a CPU with (or without) native bf16 would."""
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)

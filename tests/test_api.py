@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import pretend_cpu_bf16
 from hsjp import PoseEstimator
 from hsjp.errors import CheckpointError, DataError
 from hsjp.evaluate import evaluate_checkpoint
@@ -95,8 +96,7 @@ def test_bad_images_and_pretext_checkpoints_are_refused(tmp_path, pose_checkpoin
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_that_emulates_it_is_warned_of(pose_checkpoint, monkeypatch, native):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    pretend_cpu_bf16(monkeypatch, native)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         PoseEstimator.from_checkpoint(pose_checkpoint, bf16=True)

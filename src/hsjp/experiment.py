@@ -398,10 +398,10 @@ def _made_by(entry: dict) -> str:
     git, machine = entry.get("git"), entry.get("machine", {})
     code = f"hsjp {git['commit'][:7]}{' with changes' if git['dirty'] else ''}" if git else f"hsjp {entry.get('hsjp')}"
     where = machine.get("gpu") or machine.get("cpu", "?")
-    flags = machine.get("cpu_flags", ())
-    if "gpu" not in machine and "amx_bf16" in flags:
+    flags = [] if "gpu" in machine else machine.get("cpu_flags", [])
+    if "amx_bf16" in flags:
         where += " (AMX)"
-    elif "gpu" not in machine and flags and not any(f.startswith("avx512") for f in flags):
+    elif flags and not any(f.startswith("avx512") for f in flags):
         where += " (no AVX-512)"  # the same model name exists with and without it; numerics differ (RESULTS 15)
     return f"{code} on {where}"
 

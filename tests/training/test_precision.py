@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from helpers import pretend_cpu_bf16
 from hsjp.config import load_config
 from hsjp.training import precision
 from hsjp.training.precision import resolve_precision, slow_precision_warning
@@ -8,41 +9,35 @@ from hsjp.training.provenance import read_provenance
 from hsjp.training.run import train
 
 
-def _cpu_with_bf16(monkeypatch, native: bool) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-
-
 @pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch, native, expected):
-    _cpu_with_bf16(monkeypatch, native)
+    pretend_cpu_bf16(monkeypatch, native)
     assert resolve_precision("auto", on_cuda=False) == expected
     assert resolve_precision("16-mixed", on_cuda=False) == "16-mixed"  # an explicit choice is kept
 
 
 def test_amx_alone_counts_as_native_bf16(monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    pretend_cpu_bf16(monkeypatch, False, amx=True)
     assert resolve_precision("auto", on_cuda=False) == "bf16-mixed"
 
 
 def test_auto_on_cuda_asks_the_gpu(monkeypatch):
-    _cpu_with_bf16(monkeypatch, False)
+    pretend_cpu_bf16(monkeypatch, False)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert resolve_precision("auto", on_cuda=True) == "bf16-mixed"
 
 
 def test_asking_for_bf16_on_a_cpu_that_emulates_it_warns(monkeypatch):
-    _cpu_with_bf16(monkeypatch, False)
+    pretend_cpu_bf16(monkeypatch, False)
     assert "emulated" in slow_precision_warning("bf16-mixed", on_cuda=False)
     assert slow_precision_warning("32-true", on_cuda=False) is None
-    _cpu_with_bf16(monkeypatch, True)
+    pretend_cpu_bf16(monkeypatch, True)
     assert slow_precision_warning("bf16-mixed", on_cuda=False) is None
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_a_run_records_the_precision_auto_resolved_to(tmp_path, tiny_overrides, monkeypatch, capsys, native, expected):
-    _cpu_with_bf16(monkeypatch, native)
+    pretend_cpu_bf16(monkeypatch, native)
     cfg = load_config(None, [*tiny_overrides, "trainer.precision=auto", "train.epochs=1",
                              "train.limit_train_batches=1", "train.limit_val_batches=1"])
     train(cfg, tmp_path)
