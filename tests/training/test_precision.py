@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from helpers import pretend_cpu_bf16
+from hsjp.cli import main
 from hsjp.config import load_config
 from hsjp.training import precision
 from hsjp.training.precision import resolve_precision, slow_precision_warning
@@ -14,6 +15,20 @@ def test_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch, native, exp
     pretend_cpu_bf16(monkeypatch, native)
     assert resolve_precision("auto", on_cuda=False) == expected
     assert resolve_precision("16-mixed", on_cuda=False) == "16-mixed"  # an explicit choice is kept
+
+
+@pytest.mark.parametrize("value", ["32", "bf16", "16-mixed", "64-true"])
+def test_every_precision_lightning_knows_is_accepted(value):
+    assert resolve_precision(value, on_cuda=False) == value
+
+
+def test_an_unknown_precision_is_one_line_before_any_training(tmp_path, tiny_overrides, capsys):
+    code = main(["finetune", "--config", "cpu_r18_128x96", "--out", str(tmp_path / "run"), *tiny_overrides,
+                 "--precision", "bf17"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "Traceback" not in err, err
+    assert "trainer.precision='bf17' is not a precision" in err and "bf16-mixed" in err
+    assert not (tmp_path / "run").exists()  # refused before the run wrote anything
 
 
 def test_amx_alone_counts_as_native_bf16(monkeypatch):
