@@ -140,3 +140,23 @@ def test_pretext_from_a_folder_of_person_images(tmp_path, synthetic, tiny_overri
         train(_cfg(tiny_overrides, "data.train_ann=", f"data.train_image_folder={tmp_path / 'logs'}", "jigsaw.grid=[2,2]",
                    task="jigsaw"),
               tmp_path / "empty")
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("train.lr=-1", "train.lr=-1.0 must be > 0"),
+    ("train.weight_decay=-0.1", "train.weight_decay=-0.1 must be >= 0"),
+    ("train.gamma=0", "train.gamma=0.0 must be > 0"),
+    ("train.epochs=0", "train.epochs=0 must be >= 1"),
+    ("train.max_steps=0", "train.max_steps=0 must be -1 (no limit) or >= 1"),
+    ("data.batch_size=0", "data.batch_size=0 must be >= 1"),
+    ("data.val_batch_size=-2", "data.val_batch_size=-2 must be >= 1"),
+    ("data.num_workers=-1", "data.num_workers=-1 must be >= 0"),
+    ("trainer.accelerator=tpu9", "trainer settings (accelerator=tpu9, "),
+    ("trainer.strategy=ddpx", "invalid strategy name"),
+    ("trainer.devices=0", "devices=0"),
+])
+def test_settings_torch_or_lightning_would_reject_are_one_line_before_the_run_writes(tmp_path, tiny_overrides, setting, says):
+    with pytest.raises(ConfigError) as refused:
+        train(_cfg(tiny_overrides, setting), tmp_path / "run")
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "run" / "config.yaml").exists()

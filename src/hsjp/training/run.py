@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
@@ -51,11 +52,30 @@ def keep_earlier_logs(out: Path) -> None:
         current.rename(current.with_name(f"metrics-part{part}.csv"))
 
 
+def check_schedule(cfg: Config) -> None:
+    """Refuse the training numbers that torch would reject from inside ``fit`` (a traceback, after
+    the run folder is written) or that would train nothing and report it as a result."""
+    t, d = cfg.train, cfg.data
+    problems = [
+        f"train.epochs={t.epochs} must be >= 1" if t.epochs < 1 else "",
+        f"train.max_steps={t.max_steps} must be -1 (no limit) or >= 1" if t.max_steps == 0 or t.max_steps < -1 else "",
+        f"train.lr={t.lr} must be > 0" if not t.lr > 0 else "",
+        f"train.weight_decay={t.weight_decay} must be >= 0" if not t.weight_decay >= 0 else "",
+        f"train.gamma={t.gamma} must be > 0" if not t.gamma > 0 else "",
+        f"data.batch_size={d.batch_size} must be >= 1" if d.batch_size < 1 else "",
+        f"data.val_batch_size={d.val_batch_size} must be >= 1" if d.val_batch_size < 1 else "",
+        f"data.num_workers={d.num_workers} must be >= 0" if d.num_workers < 0 else "",
+    ]
+    if problem := next((p for p in problems if p), None):
+        raise ConfigError(problem)
+
+
 def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0,
                   extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
     if tr.sync_batchnorm and not runs_on_cuda(cfg):
         raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
+    check_schedule(cfg)
     quiet_lightning()
     keep_earlier_logs(out)
     ckpt_dir = out / "checkpoints"
@@ -70,6 +90,17 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
         callbacks.append(RunProgressBar(name))
     if has_val:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR[cfg.task], mode="max", save_top_k=1))
+    try:
+        return _trainer(cfg, out, callbacks)
+    except (MisconfigurationException, ValueError) as e:
+        # Lightning checks accelerator, devices, strategy and nodes as it builds the Trainer; its message
+        # says what is wrong, the settings say where a user sets it
+        settings = f"accelerator={tr.accelerator}, devices={tr.devices}, strategy={tr.strategy}, num_nodes={tr.num_nodes}"
+        raise ConfigError(f"trainer settings ({settings}): {str(e).splitlines()[0]}") from None
+
+
+def _trainer(cfg: Config, out: Path, callbacks: list) -> L.Trainer:
+    t, tr = cfg.train, cfg.trainer
     return L.Trainer(
         default_root_dir=out,
         max_epochs=t.epochs,
