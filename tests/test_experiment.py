@@ -1,6 +1,7 @@
 """The experiment runner on tiny generated data: every arm, resume, and an honest ImageNet arm."""
 
 import json
+import re
 
 import pytest
 
@@ -105,6 +106,20 @@ def test_bad_keypoint_subset_fails_before_any_arm_runs(tmp_path, experiment):
     with pytest.raises(ConfigError, match="outside 0-16"):
         run_experiment(experiment, tmp_path / "exp")
     assert not (tmp_path / "exp" / "arms").exists()
+
+
+@pytest.mark.parametrize("where, bad, says", [
+    ("label_overrides", {"0.5": ["train.epoch=3"]}, "Key 'epoch' not in 'TrainConfig'"),  # a typo, the last fraction's
+    ("label_overrides", {"0.5": ["train.lr=0"]}, "train.lr=0.0 must be > 0"),
+    ("pretext_overrides", ["trainer.precision=bf17"], "trainer.precision='bf17'"),
+])
+def test_a_bad_setting_of_any_planned_run_fails_before_the_first_run(tmp_path, experiment, where, bad, says):
+    # scratch at 1.0 runs first and would train; hsjp's pretext, and the 0.5 fraction, come later
+    experiment.label_fractions = [1.0, 0.5]
+    setattr(experiment, where, bad if where == "label_overrides" else [*experiment.pretext_overrides, *bad])
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        run_experiment(experiment, tmp_path / "exp")
+    assert not (tmp_path / "exp" / "arms").exists() and not (tmp_path / "exp" / "pretrain").exists()
 
 
 def test_unknown_arm_is_refused(tmp_path):

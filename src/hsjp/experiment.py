@@ -254,21 +254,35 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
         if unknown:
             show = [f"{v:g}" if isinstance(v, float) else str(v) for v in (unknown[0], *planned)]
             raise ConfigError(f"{flag}: {noun} {show[0]} is not one the experiment plans ({', '.join(show[1:])})")
-    if not report_only:
-        for s in exp.eval_sets:  # a bad subset should fail now, not after hours of training
-            if s.keypoints is not None:
-                anns = load_annotations(s.ann, s.images, check_images=False)
-                keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
-        save_config(exp, out / "experiment.yaml")
 
     def chosen(arm: str, frac: float, seed: int) -> bool:
         return all(only is None or value in only
                    for only, value in ((only_seeds, seed), (only_arms, arm), (only_fractions, frac)))
 
+    if not report_only:
+        check_runs(exp, [run for run in runs if chosen(*run)])
+        save_config(exp, out / "experiment.yaml")
+
     records = [run_arm(exp, arm, frac, seed, out) if not report_only and chosen(arm, frac, seed)
                else finished_arm(out, arm, frac, seed) for arm, frac, seed in runs]
     write_report(exp, records, out)
     return records
+
+
+def check_runs(exp: ExperimentConfig, runs: list[tuple[str, float, int]]) -> None:
+    """Every config the runs will train with, and every eval set's keypoint subset, checked now: a typo
+    in one label fraction's overrides, or a setting torch refuses, should fail before the first
+    pretext, not after hours of the runs planned before it."""
+    from hsjp.training.run import check_settings
+
+    for s in exp.eval_sets:
+        if s.keypoints is not None:
+            anns = load_annotations(s.ann, s.images, check_images=False)
+            keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
+    for arm, fraction, seed in runs:
+        check_settings(pose_config(exp, seed, fraction))
+        if arm in (*PRETEXT_ARMS, "scratch_equal_compute"):
+            check_settings(pretext_config(exp, seed, PRETEXT_ARMS.get(arm, "jigsaw")))
 
 
 def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:

@@ -72,15 +72,20 @@ def label_subset(records: list[PersonRecord], fraction: float, seed: int) -> lis
     return [records[i] for i in idx]
 
 
+def check_crop_settings(cfg: Config) -> None:
+    """The task and crop size, refused before any file is read."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {cfg.task!r}")
+    if len(cfg.data.input_size) != 2 or any(v <= 0 or v % 32 for v in cfg.data.input_size):
+        raise ConfigError(f"data.input_size {list(cfg.data.input_size)} (w, h): both sides must be positive "
+                          "multiples of 32, the networks' deepest stride")
+
+
 class CropDataModule(L.LightningDataModule):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        if cfg.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {cfg.task!r}")
-        if len(cfg.data.input_size) != 2 or any(v <= 0 or v % 32 for v in cfg.data.input_size):
-            raise ConfigError(f"data.input_size {list(cfg.data.input_size)} (w, h): both sides must be positive "
-                              "multiples of 32, the networks' deepest stride")
+        check_crop_settings(cfg)
         self.geometry = CropGeometry.from_config(cfg.data)
 
     @cached_property

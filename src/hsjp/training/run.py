@@ -33,7 +33,7 @@ from hsjp.training.checkpoints import (
     read_checkpoint,
     remove_stale_temporaries,
 )
-from hsjp.training.datamodule import CropDataModule, runs_on_cuda
+from hsjp.training.datamodule import CropDataModule, check_crop_settings, runs_on_cuda
 from hsjp.training.modules import HeatmapModule, module_for
 from hsjp.training.precision import resolve_precision, slow_precision_warning
 from hsjp.training.progress import RunHeader, RunProgressBar, quiet_lightning
@@ -52,9 +52,16 @@ def keep_earlier_logs(out: Path) -> None:
         current.rename(current.with_name(f"metrics-part{part}.csv"))
 
 
-def check_schedule(cfg: Config) -> None:
-    """Refuse the training numbers that torch would reject from inside ``fit`` (a traceback, after
-    the run folder is written) or that would train nothing and report it as a result."""
+def check_settings(cfg: Config) -> None:
+    """Refuse what can be refused from the config alone: the settings torch or Lightning would reject
+    from inside ``fit`` (a traceback, after the run folder is written) and those that would train
+    nothing and report it as a result. Cheap (no data, no model), so an experiment checks every run it
+    plans before its first hour of training."""
+    on_cuda = runs_on_cuda(cfg)
+    resolve_precision(cfg.trainer.precision, on_cuda)
+    check_crop_settings(cfg)
+    if cfg.trainer.sync_batchnorm and not on_cuda:
+        raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     t, d = cfg.train, cfg.data
     problems = [
         f"train.epochs={t.epochs} must be >= 1" if t.epochs < 1 else "",
@@ -73,9 +80,6 @@ def check_schedule(cfg: Config) -> None:
 def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0,
                   extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t, tr = cfg.train, cfg.trainer
-    if tr.sync_batchnorm and not runs_on_cuda(cfg):
-        raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
-    check_schedule(cfg)
     quiet_lightning()
     keep_earlier_logs(out)
     ckpt_dir = out / "checkpoints"
@@ -159,6 +163,7 @@ def train(cfg: Config, out: str | Path, name: str | None = None, callbacks: Sequ
     cfg = replace(cfg, trainer=replace(cfg.trainer, precision=resolve_precision(cfg.trainer.precision, on_cuda)))
     if warning := slow_precision_warning(cfg.trainer.precision, on_cuda):
         print(warning, file=sys.stderr)
+    check_settings(cfg)
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
