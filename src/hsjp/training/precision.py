@@ -10,17 +10,24 @@ its config saved: the saved config then records what actually ran.
 from __future__ import annotations
 
 import typing
+from functools import cache
 
 import torch
-from lightning.fabric.connector import _PRECISION_INPUT
 
 from hsjp.errors import ConfigError
 
 AUTO = "auto"
 _BF16 = ("bf16-mixed", "bf16-true", "bf16")
-# Lightning's own list (its aliases '32', 'bf16', ... included), read from the type it checks against,
-# so that a value Lightning accepts is never refused here; a config's value is always a string
-PRECISIONS = tuple(dict.fromkeys([AUTO, *(str(v) for args in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(args))]))
+
+
+@cache
+def precisions() -> tuple[str, ...]:
+    """``auto`` and Lightning's own list (its aliases '32', 'bf16', ... included), read from the type
+    it checks against, so that a value Lightning accepts is never refused here. Imported on first use:
+    inference (``native_bf16``) runs without Lightning."""
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    return tuple(dict.fromkeys([AUTO, *(str(v) for args in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(args))]))
 
 
 def native_bf16(on_cuda: bool) -> bool:
@@ -35,8 +42,8 @@ def resolve_precision(precision: str, on_cuda: bool) -> str:
     """``auto``: bf16-mixed where the hardware has bf16, else 32-true; any other value Lightning knows as
     given. An unknown one is refused here, before a trainer is built, where Lightning would answer
     with a traceback from inside its connector."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision!r} is not a precision; choose one of {', '.join(PRECISIONS)}")
+    if precision not in precisions():
+        raise ConfigError(f"trainer.precision={precision!r} is not a precision; choose one of {', '.join(precisions())}")
     if precision != AUTO:
         return precision
     return "bf16-mixed" if native_bf16(on_cuda) else "32-true"
