@@ -279,10 +279,12 @@ def check_runs(exp: ExperimentConfig, runs: list[tuple[str, float, int]]) -> Non
         if s.keypoints is not None:
             anns = load_annotations(s.ann, s.images, check_images=False)
             keypoint_subset(s.keypoints, anns.num_keypoints, anns.keypoint_names)
-    for arm, fraction, seed in runs:
+    # a config depends on the seed and fraction (finetunes) or the seed and task (pretexts), not the arm
+    for seed, fraction in {(seed, fraction) for _, fraction, seed in runs}:
         check_settings(pose_config(exp, seed, fraction))
-        if arm in (*PRETEXT_ARMS, "scratch_equal_compute"):
-            check_settings(pretext_config(exp, seed, PRETEXT_ARMS.get(arm, "jigsaw")))
+    for seed, task in {(seed, PRETEXT_ARMS.get(arm, "jigsaw")) for arm, _, seed in runs
+                       if arm in (*PRETEXT_ARMS, "scratch_equal_compute")}:
+        check_settings(pretext_config(exp, seed, task))
 
 
 def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:

@@ -63,18 +63,17 @@ def check_settings(cfg: Config) -> None:
     if cfg.trainer.sync_batchnorm and not on_cuda:
         raise ConfigError("trainer.sync_batchnorm=true needs GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     t, d = cfg.train, cfg.data
-    problems = [
-        f"train.epochs={t.epochs} must be >= 1" if t.epochs < 1 else "",
-        f"train.max_steps={t.max_steps} must be -1 (no limit) or >= 1" if t.max_steps == 0 or t.max_steps < -1 else "",
-        f"train.lr={t.lr} must be > 0" if not t.lr > 0 else "",
-        f"train.weight_decay={t.weight_decay} must be >= 0" if not t.weight_decay >= 0 else "",
-        f"train.gamma={t.gamma} must be > 0" if not t.gamma > 0 else "",
-        f"data.batch_size={d.batch_size} must be >= 1" if d.batch_size < 1 else "",
-        f"data.val_batch_size={d.val_batch_size} must be >= 1" if d.val_batch_size < 1 else "",
-        f"data.num_workers={d.num_workers} must be >= 0" if d.num_workers < 0 else "",
-    ]
-    if problem := next((p for p in problems if p), None):
-        raise ConfigError(problem)
+    for bad, problem in (
+            (t.epochs < 1, f"train.epochs={t.epochs} must be >= 1"),
+            (t.max_steps == 0 or t.max_steps < -1, f"train.max_steps={t.max_steps} must be -1 (no limit) or >= 1"),
+            (not t.lr > 0, f"train.lr={t.lr} must be > 0"),
+            (not t.weight_decay >= 0, f"train.weight_decay={t.weight_decay} must be >= 0"),
+            (not t.gamma > 0, f"train.gamma={t.gamma} must be > 0"),
+            (d.batch_size < 1, f"data.batch_size={d.batch_size} must be >= 1"),
+            (d.val_batch_size < 1, f"data.val_batch_size={d.val_batch_size} must be >= 1"),
+            (d.num_workers < 0, f"data.num_workers={d.num_workers} must be >= 0")):
+        if bad:
+            raise ConfigError(problem)
 
 
 def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", resumed_step: int = 0,
@@ -95,38 +94,33 @@ def build_trainer(cfg: Config, out: Path, has_val: bool, name: str = "train", re
     if has_val:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR[cfg.task], mode="max", save_top_k=1))
     try:
-        return _trainer(cfg, out, callbacks)
+        return L.Trainer(
+            default_root_dir=out,
+            max_epochs=t.epochs,
+            max_steps=t.max_steps,
+            accelerator=tr.accelerator,
+            devices=tr.devices,
+            num_nodes=tr.num_nodes,
+            strategy=tr.strategy,
+            precision=tr.precision,
+            sync_batchnorm=tr.sync_batchnorm,
+            logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+            callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()],
+            check_val_every_n_epoch=max(1, t.val_every_n_epochs),
+            limit_train_batches=t.limit_train_batches,
+            limit_val_batches=t.limit_val_batches,
+            log_every_n_steps=tr.log_every_n_steps,
+            enable_progress_bar=tr.progress_bar,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,  # CropDataModule builds its own (see its _loader)
+        )
     except (MisconfigurationException, ValueError) as e:
         # Lightning checks accelerator, devices, strategy and nodes as it builds the Trainer; its message
         # says what is wrong, the settings say where a user sets it
         settings = f"accelerator={tr.accelerator}, devices={tr.devices}, strategy={tr.strategy}, num_nodes={tr.num_nodes}"
         raise ConfigError(f"trainer settings ({settings}): {str(e).splitlines()[0]}") from None
-
-
-def _trainer(cfg: Config, out: Path, callbacks: list) -> L.Trainer:
-    t, tr = cfg.train, cfg.trainer
-    return L.Trainer(
-        default_root_dir=out,
-        max_epochs=t.epochs,
-        max_steps=t.max_steps,
-        accelerator=tr.accelerator,
-        devices=tr.devices,
-        num_nodes=tr.num_nodes,
-        strategy=tr.strategy,
-        precision=tr.precision,
-        sync_batchnorm=tr.sync_batchnorm,
-        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        check_val_every_n_epoch=max(1, t.val_every_n_epochs),
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        log_every_n_steps=tr.log_every_n_steps,
-        enable_progress_bar=tr.progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # CropDataModule builds its own (see its _loader)
-    )
 
 
 class ValidationAfterFit(Callback):
