@@ -164,6 +164,10 @@ def test_report_only_runs_nothing_and_lists_unfinished_arms(tmp_path, experiment
     assert [r["status"] for r in records] == ["done", "not run"] and records[1]["reason"] == "unfinished"
     assert not (out / "pretrain").exists() and not (out / "arms" / "hsjp-labels1-seed0").exists()
     assert "| hsjp | 1 | not run: unfinished (seed 0) |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    with pytest.raises(ConfigError, match=r"^--report-only reports every planned run: --arms chooses what to run"):
+        run_experiment(experiment, out, report_only=True, only_arms=["hsjp"])
+    assert (out / "results.md").read_text() == report  # refused before the report is rewritten
 
 
 def test_planned_runs_seed_major_with_per_fraction_seeds_and_arms(experiment):

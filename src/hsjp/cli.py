@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = with_config("experiment", "scratch vs HSJP vs ImageNet, one resumable command")
     s.add_argument("--report-only", action="store_true",
-                   help="run nothing: tabulate the finished arms (the others listed as unfinished)")
+                   help="run nothing: tabulate the finished arms, every planned one listed (so no --seeds/--arms/--fractions)")
     s.add_argument("--seeds", type=int, nargs="+",
                    help="run only these seeds' arms: start one process per seed (same --out) to share the work")
     s.add_argument("--arms", nargs="+",

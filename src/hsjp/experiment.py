@@ -237,7 +237,8 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     """Run every arm not yet finished, then write the report.
 
     ``report_only`` runs nothing: it reports the finished arms and lists the others as unfinished,
-    so a long experiment can be read while it runs (or when part of it was never run).
+    so a long experiment can be read while it runs (or when part of it was never run); the filters
+    below are refused with it, as the report always covers the whole plan.
     ``only_seeds`` runs only those seeds' arms (and pretexts), so that one process per seed can share
     the work across cores or machines: seeds share nothing, and each process's report covers every
     planned run, finished or not, so the last one to finish writes the whole report.
@@ -246,6 +247,12 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     """
     out = Path(out)
     runs = planned_runs(exp)
+    filters = [flag for flag, only in (("--seeds", only_seeds), ("--arms", only_arms), ("--fractions", only_fractions))
+               if only is not None]
+    if report_only and filters:
+        # the report is one file covering every planned run; a filter here would either be ignored or
+        # overwrite the whole report with a part of it
+        raise ConfigError(f"--report-only reports every planned run: {filters[0]} chooses what to run, not what to report")
     for flag, noun, picked, planned in (
             ("--seeds", "seed", only_seeds, sorted({seed for _, _, seed in runs})),
             ("--arms", "arm", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs))),
