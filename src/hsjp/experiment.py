@@ -247,16 +247,14 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     """
     out = Path(out)
     runs = planned_runs(exp)
-    filters = [flag for flag, only in (("--seeds", only_seeds), ("--arms", only_arms), ("--fractions", only_fractions))
-               if only is not None]
-    if report_only and filters:
-        # the report is one file covering every planned run; a filter here would either be ignored or
-        # overwrite the whole report with a part of it
-        raise ConfigError(f"--report-only reports every planned run: {filters[0]} chooses what to run, not what to report")
     for flag, noun, picked, planned in (
             ("--seeds", "seed", only_seeds, sorted({seed for _, _, seed in runs})),
             ("--arms", "arm", only_arms, list(dict.fromkeys(arm for arm, _, _ in runs))),
             ("--fractions", "label fraction", only_fractions, sorted({frac for _, frac, _ in runs}))):
+        if report_only and picked is not None:
+            # the report is one file covering every planned run; a filter here would either be ignored
+            # or overwrite the whole report with a part of it
+            raise ConfigError(f"--report-only reports every planned run: {flag} chooses what to run, not what to report")
         unknown = [c for c in picked or [] if c not in planned]
         if unknown:
             show = [f"{v:g}" if isinstance(v, float) else str(v) for v in (unknown[0], *planned)]
