@@ -20,15 +20,17 @@ def estimator(pose_checkpoint):
 
 
 def test_predict_gives_evaluates_keypoints_on_the_same_boxes(tmp_path, pose_checkpoint, estimator, synthetic):
+    # one crop a batch on both sides: other batch sizes change the floats by ~1e-9, enough to break the exact
+    # ties in this barely trained network's flat heatmaps (batching has its own test below)
     evaluate_checkpoint(str(pose_checkpoint), str(synthetic["val_ann"]), str(synthetic["val_images"]), tmp_path,
-                        num_workers=0, quiet=True, batch_size=5)
+                        num_workers=0, quiet=True, batch_size=1)
     evaluated = json.loads((tmp_path / "keypoints_results.json").read_text())
     data = json.loads(synthetic["val_ann"].read_text())
     files = {im["id"]: synthetic["val_images"] / im["file_name"] for im in data["images"]}
     persons = sorted((a for a in data["annotations"] if a["num_keypoints"] and not a["iscrowd"]), key=lambda a: a["id"])
     image_ids = sorted({a["image_id"] for a in persons})
     boxes = [np.array([a["bbox"] for a in persons if a["image_id"] == i]) for i in image_ids]
-    preds = estimator.predict_many([files[i] for i in image_ids], boxes, batch_size=3)
+    preds = estimator.predict_many([files[i] for i in image_ids], boxes, batch_size=1)
     ours = np.concatenate([p.keypoints for p in preds])
     ours_scores = np.concatenate([p.scores for p in preds])
     order = [a for i in image_ids for a in persons if a["image_id"] == i]
@@ -55,13 +57,21 @@ def test_path_rgb_and_bgr_arrays_agree_and_names_come_from_the_checkpoint(estima
     assert list(by_path.keypoint_names) == data["keypoints"] and [list(p) for p in by_path.skeleton] == data["skeleton"]
 
 
-def test_crops_are_batched_across_images_without_changing_results(estimator, synthetic):
+def test_crops_are_batched_across_images_without_changing_results(pose_checkpoint, synthetic):
+    # What is under test is how predict_many batches crops of several images and hands each result back
+    # to its image and box, so the network runs one crop at a time inside: a convolution's floats differ
+    # between batch sizes by ~1e-9 (oneDNN on AVX-512 picks other kernels), and this barely trained
+    # network's heatmaps are flat enough to hold exact ties that such noise breaks either way.
+    estimator = PoseEstimator.from_checkpoint(pose_checkpoint)
+    network = estimator.network
+    estimator.network = lambda images: torch.cat([network(crop[None]) for crop in images])
     paths = sorted(synthetic["val_images"].glob("*.jpg"))[:3]
     boxes = [np.array([[10, 10, 60, 90, 0.9], [40, 20, 50, 80, 0.5]])] * 3
     one = estimator.predict_many(paths, boxes, batch_size=1)
     six = estimator.predict_many(paths, boxes, batch_size=6)
+    assert len({a.keypoints.tobytes() for a in one}) == 3  # the images differ, so a mix-up would show
     for a, b in zip(one, six):
-        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
         np.testing.assert_array_equal(a.box_scores, [0.9, 0.5])
     # OKS-NMS as evaluate applies to detector boxes: a duplicated box yields one person
     dup = estimator.predict(paths[0], np.array([[10, 10, 60, 90, 0.9]] * 2), nms_thr=0.9)
