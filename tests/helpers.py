@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +65,19 @@ def pretend_cpu_bf16(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bo
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+def peak_margins(heatmaps: np.ndarray) -> np.ndarray:
+    """What decides each map's decoded keypoint: its top value minus the runner-up, and the two differences
+    between the peak's opposite neighbours that set the quarter-pixel offset (interior peaks only).
+
+    Two backends can agree on a keypoint only where these stand above the difference between their maps.
+    """
+    maps = np.asarray(heatmaps, np.float32).reshape(-1, *np.shape(heatmaps)[-2:])
+    flat = maps.reshape(len(maps), -1)
+    top2 = np.sort(flat, axis=1)[:, -2:]
+    y, x = np.unravel_index(flat.argmax(1), maps.shape[1:])
+    inner = (x > 0) & (x < maps.shape[2] - 1) & (y > 0) & (y < maps.shape[1] - 1)
+    rows, y, x = np.arange(len(maps))[inner], y[inner], x[inner]
+    return np.concatenate([top2[:, 1] - top2[:, 0], np.abs(maps[rows, y, x + 1] - maps[rows, y, x - 1]),
+                           np.abs(maps[rows, y + 1, x] - maps[rows, y - 1, x])])

@@ -20,8 +20,8 @@ def estimator(pose_checkpoint):
 
 
 def test_predict_gives_evaluates_keypoints_on_the_same_boxes(tmp_path, pose_checkpoint, estimator, synthetic):
-    # one crop a batch on both sides: other batch sizes change the floats by ~1e-9, enough to break the exact
-    # ties in this barely trained network's flat heatmaps (batching has its own test below)
+    # one crop a batch on both sides: other batch sizes change the floats by ~1e-9, which can flip a
+    # keypoint whose peak is that close to a tie (batching has its own, exact test below)
     evaluate_checkpoint(str(pose_checkpoint), str(synthetic["val_ann"]), str(synthetic["val_images"]), tmp_path,
                         num_workers=0, quiet=True, batch_size=1)
     evaluated = json.loads((tmp_path / "keypoints_results.json").read_text())
@@ -59,9 +59,8 @@ def test_path_rgb_and_bgr_arrays_agree_and_names_come_from_the_checkpoint(estima
 
 def test_crops_are_batched_across_images_without_changing_results(pose_checkpoint, synthetic):
     # What is under test is how predict_many batches crops of several images and hands each result back
-    # to its image and box, so the network runs one crop at a time inside: a convolution's floats differ
-    # between batch sizes by ~1e-9 (oneDNN on AVX-512 picks other kernels), and this barely trained
-    # network's heatmaps are flat enough to hold exact ties that such noise breaks either way.
+    # to its image and box, so the network runs one crop at a time inside and the comparison is exact: a
+    # convolution's floats differ between batch sizes by ~1e-9 (oneDNN on AVX-512 picks other kernels).
     estimator = PoseEstimator.from_checkpoint(pose_checkpoint)
     network = estimator.network
     estimator.network = lambda images: torch.cat([network(crop[None]) for crop in images])

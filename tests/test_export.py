@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import run_process
+import hsjp.inference
+from helpers import peak_margins, run_process
 from hsjp import PoseEstimator
 from hsjp.cli import main
 from hsjp.data.crops import IMAGENET_MEAN
@@ -25,7 +26,7 @@ def exported(tmp_path_factory, pose_checkpoint):
     return out
 
 
-def test_onnx_heatmaps_and_keypoints_match_pytorch(exported, pose_checkpoint, synthetic):
+def test_onnx_heatmaps_and_keypoints_match_pytorch(exported, pose_checkpoint, synthetic, monkeypatch):
     eager = PoseEstimator.from_checkpoint(pose_checkpoint)
     meta = {p.key: p.value for p in onnx.load(str(exported / "pose.onnx")).metadata_props}
     assert json.loads(meta["hsjp.input_size"]) == [64, 64]
@@ -44,8 +45,16 @@ def test_onnx_heatmaps_and_keypoints_match_pytorch(exported, pose_checkpoint, sy
     assert via_onnx.spec == eager.spec
     paths = sorted(synthetic["val_images"].glob("*.jpg"))[:4]
     boxes = [np.array([[5, 5, 100, 110], [30, 20, 60, 90]])] * len(paths)
+    maps = []  # the flip-tested heatmaps each backend decodes
+    monkeypatch.setattr(hsjp.inference, "predict_heatmaps",
+                        lambda *args, real=hsjp.inference.predict_heatmaps: maps.append(real(*args)) or maps[-1])
     a = np.concatenate([p.keypoints for p in eager.predict_many(paths, boxes)])
     b = np.concatenate([p.keypoints for p in via_onnx.predict_many(paths, boxes)])
+    # exact keypoints are only owed where the peaks stand clear of the backends' difference (a few fp32 eps):
+    # a barely trained network's flat maps hold near-ties that such a difference flips by a whole pixel
+    assert len(maps) == 2
+    difference, margins = np.abs(maps[0] - maps[1]).max().item(), peak_margins(maps[0].numpy())
+    assert margins.min() > 2 * difference, f"the test network's peaks ({margins.min():.1e}) are within {difference:.1e}"
     np.testing.assert_allclose(b[..., :2], a[..., :2], atol=1e-3)
     np.testing.assert_allclose(b[..., 2], a[..., 2], atol=1e-4)
 
