@@ -280,6 +280,22 @@ def test_one_process_per_seed_shares_the_work_and_the_last_writes_the_whole_repo
     assert "| hsjp | 1 | synthetic_val | 2 | 2 + 2 |" in (out / "results.md").read_text()
 
 
+def test_the_report_takes_arms_another_process_finished_while_this_one_ran(tmp_path, experiment, monkeypatch):
+    import hsjp.experiment
+
+    out = tmp_path / "exp"
+    experiment.arms, experiment.seeds = ["scratch"], [0, 1]
+    real = hsjp.experiment.run_arm
+
+    def beside(exp, arm, fraction, seed, out_):  # seed 0's process finishes its arm during seed 1's
+        real(exp, arm, fraction, 0, out_)
+        return real(exp, arm, fraction, seed, out_)
+    monkeypatch.setattr(hsjp.experiment, "run_arm", beside)
+    records = run_experiment(experiment, out, only_seeds=[1])
+    assert [(r["seed"], r["status"]) for r in records] == [(0, "done"), (1, "done")]
+    assert "| scratch | 1 | synthetic_val | 2 |" in (out / "results.md").read_text()
+
+
 def test_a_seed_the_experiment_does_not_plan_is_refused(tmp_path, experiment, capsys):
     from hsjp.cli import main
     from hsjp.config import save_config

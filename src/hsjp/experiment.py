@@ -267,9 +267,11 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
     if not report_only:
         check_runs(exp, [run for run in runs if chosen(*run)])
         save_config(exp, out / "experiment.yaml")
-
-    records = [run_arm(exp, arm, frac, seed, out) if not report_only and chosen(arm, frac, seed)
-               else finished_arm(out, arm, frac, seed) for arm, frac, seed in runs]
+        for run in runs:
+            if chosen(*run):
+                run_arm(exp, *run, out)
+    # read every record after the runs, not before: other processes sharing ``out`` finish arms meanwhile
+    records = [finished_arm(out, *run) for run in runs]
     write_report(exp, records, out)
     return records
 
