@@ -289,7 +289,7 @@ def test_the_report_takes_arms_another_process_finished_while_this_one_ran(tmp_p
 
     def beside(exp, arm, fraction, seed, out_):  # seed 0's process finishes its arm during seed 1's
         real(exp, arm, fraction, 0, out_)
-        return real(exp, arm, fraction, seed, out_)
+        real(exp, arm, fraction, seed, out_)
     monkeypatch.setattr(hsjp.experiment, "run_arm", beside)
     records = run_experiment(experiment, out, only_seeds=[1])
     assert [(r["seed"], r["status"]) for r in records] == [(0, "done"), (1, "done")]

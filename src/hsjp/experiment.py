@@ -164,8 +164,9 @@ def eval_sets(exp: ExperimentConfig, cfg: Config) -> list[EvalSet]:
     return exp.eval_sets or [EvalSet("val", cfg.data.val_ann, cfg.data.val_images)]
 
 
-def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Path) -> dict:
-    """Train and evaluate one arm, or return its record if it already finished."""
+def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Path) -> None:
+    """Train and evaluate one arm and write its record (``done.json``, which the report reads); an arm
+    already finished is skipped."""
     from hsjp.evaluate import evaluate_checkpoint
     from hsjp.training.provenance import read_provenance
     from hsjp.training.run import train
@@ -175,7 +176,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
     done = arm_dir / "done.json"
     if done.is_file():
         print(f"== {name}: done, skipped")
-        return json.loads(done.read_text())
+        return
     record = {"arm": arm, "label_fraction": fraction, "seed": seed, "dir": str(arm_dir)}
     extra: list[str] = []
     if arm in ("hsjp", "jigsaw_cls", "scratch_equal_compute"):
@@ -203,7 +204,7 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
         record.update(status="not run", reason=str(e))
         atomic_write_json(done, record)
         print(f"== {name}: not run: {e}")
-        return record
+        return
     ckpt = arm_dir / "train" / "checkpoints" / "last.ckpt"
     record.update(status="done", steps=metrics["global_step"], val_curve=val_pck_curve(arm_dir / "train"), eval={})
     # which code, libraries and machine made the numbers: enough to trace a record that a re-run does not repeat
@@ -214,7 +215,6 @@ def run_arm(exp: ExperimentConfig, arm: str, fraction: float, seed: int, out: Pa
                                                      keypoints=s.keypoints)
     atomic_write_json(done, record)
     prune_checkpoints(arm_dir / "train", exp.keep_checkpoints)
-    return record
 
 
 def prune_checkpoints(run: Path, keep: str) -> None:
