@@ -28,7 +28,7 @@ from pathlib import Path
 from hsjp.config import load_config
 from hsjp.errors import HsjpError
 from hsjp.experiment import (
-    finished_arm,
+    finished_records,
     load_experiment,
     markdown_table,
     planned_runs,
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     # records written before done.json kept the curve take it from their run folder while it exists
     records = [{**r, "arm": renamed.get(r["arm"], r["arm"]),
                 "val_curve": r.get("val_curve") or val_pck_curve(Path(r["dir"]) / "train")}
-               for r in (finished_arm(exp_dir, *run) for run in planned_runs(exp)) if r["status"] == "done"]
+               for r in finished_records(exp_dir, planned_runs(exp)) if r["status"] == "done"]
     records += added
     ran = {(r["arm"], r["label_fraction"], r["seed"]) for r in records}
     for path in args.records:

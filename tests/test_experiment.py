@@ -296,6 +296,16 @@ def test_the_report_takes_arms_another_process_finished_while_this_one_ran(tmp_p
     assert "| scratch | 1 | synthetic_val | 2 |" in (out / "results.md").read_text()
 
 
+def test_the_report_keeps_arms_finished_under_a_wider_plan(tmp_path, experiment):
+    out = tmp_path / "exp"
+    experiment.arms, experiment.seeds = ["scratch"], [0, 1]
+    run_experiment(experiment, out, only_seeds=[0])
+    experiment.seeds = [1]  # a later process started with a narrower plan re-saves experiment.yaml
+    records = run_experiment(experiment, out)
+    assert sorted((r["seed"], r["status"]) for r in records) == [(0, "done"), (1, "done")]
+    assert "| scratch | 1 | synthetic_val | 2 |" in (out / "results.md").read_text()
+
+
 def test_a_seed_the_experiment_does_not_plan_is_refused(tmp_path, experiment, capsys):
     from hsjp.cli import main
     from hsjp.config import save_config

@@ -271,7 +271,7 @@ def run_experiment(exp: ExperimentConfig, out: str | Path, report_only: bool = F
             if chosen(*run):
                 run_arm(exp, *run, out)
     # read every record after the runs, not before: other processes sharing ``out`` finish arms meanwhile
-    records = [finished_arm(out, *run) for run in runs]
+    records = finished_records(out, runs)
     write_report(exp, records, out)
     return records
 
@@ -299,6 +299,16 @@ def finished_arm(out: Path, arm: str, fraction: float, seed: int) -> dict:
     if done.is_file():
         return json.loads(done.read_text())
     return {"arm": arm, "label_fraction": fraction, "seed": seed, "status": "not run", "reason": "unfinished"}
+
+
+def finished_records(out: Path, runs: list[tuple[str, float, int]]) -> list[dict]:
+    """Every planned run's record, then every arm finished under another plan. Each start re-saves
+    ``experiment.yaml`` with its own overrides (one process given ``fraction_seeds`` for a seed, the
+    next not), so a report read through the newest plan alone would drop arms finished on disk."""
+    planned = set(runs)
+    others = [json.loads(done.read_text()) for done in sorted((out / "arms").glob("*/done.json"))]
+    return [finished_arm(out, *run) for run in runs] + [
+        r for r in others if (r["arm"], r["label_fraction"], r["seed"]) not in planned]
 
 
 def val_pck_curve(train_dir: Path) -> list[list[float]]:
